@@ -1,0 +1,1 @@
+"""Pure core: stdlib and numpy only. No I/O, no asyncio."""

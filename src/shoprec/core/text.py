@@ -1,0 +1,91 @@
+"""Text normalisation and tokenisation for lexical matching, in any Unicode script.
+
+Latin-like words are lower-cased and stemmed by the caller's stemmer; runs of CJK
+characters (which carry no spaces) become character unigrams and bigrams so that
+Chinese, Japanese and Korean text is matched instead of silently dropped.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def _is_cjk(ch: str) -> bool:
+    cp = ord(ch)
+    return (
+        0x4E00 <= cp <= 0x9FFF  # CJK unified ideographs
+        or 0x3400 <= cp <= 0x4DBF  # extension A
+        or 0x20000 <= cp <= 0x2FA1F  # extensions B.. and compatibility supplement
+        or 0xF900 <= cp <= 0xFAFF  # compatibility ideographs
+        or 0x3040 <= cp <= 0x30FF  # hiragana, katakana
+        or 0xAC00 <= cp <= 0xD7AF  # hangul syllables
+        or 0x1100 <= cp <= 0x11FF  # hangul jamo
+    )
+
+
+def normalize(text: str) -> str:
+    """NFKC, lower-case, collapse whitespace. Used for cache keys and display matching."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(text.split())
+
+
+def _split_word(word: str) -> list[str]:
+    """Split a ``\\w+`` match into alternating CJK and non-CJK runs."""
+    runs: list[str] = []
+    current = ""
+    current_cjk = False
+    for ch in word:
+        cjk = _is_cjk(ch)
+        if current and cjk != current_cjk:
+            runs.append(current)
+            current = ""
+        current += ch
+        current_cjk = cjk
+    if current:
+        runs.append(current)
+    return runs
+
+
+def tokenize(text: str, stem: Callable[[str], str] | None = None) -> list[str]:
+    """Tokens for BM25 and field matching.
+
+    >>> tokenize("Cordless DRILL 18V")
+    ['cordless', 'drill', '18v']
+    >>> tokenize("无线电钻")
+    ['无', '线', '电', '钻', '无线', '线电', '电钻']
+    """
+    out: list[str] = []
+    for match in _WORD.finditer(normalize(text)):
+        for run in _split_word(match.group(0)):
+            if _is_cjk(run[0]):
+                out.extend(run)
+                out.extend(run[i : i + 2] for i in range(len(run) - 1))
+            else:
+                if run.isdigit() or len(run) == 1 and not run.isalnum():
+                    out.append(run)
+                    continue
+                out.append(stem(run) if stem is not None else run)
+    return out
+
+
+def char_ngrams(text: str, n: int = 3) -> set[str]:
+    """Character n-grams of the normalised text with word boundaries, for typo-tolerant overlap."""
+    grams: set[str] = set()
+    for word in normalize(text).split():
+        padded = f"#{word}#"
+        if len(padded) <= n:
+            grams.add(padded)
+            continue
+        grams.update(padded[i : i + n] for i in range(len(padded) - n + 1))
+    return grams
+
+
+def jaccard(a: Iterable[str], b: Iterable[str]) -> float:
+    sa, sb = set(a), set(b)
+    if not sa or not sb:
+        return 0.0
+    return len(sa & sb) / len(sa | sb)

@@ -1,0 +1,85 @@
+"""The one error tree of shoprec. Each error knows the HTTP status it maps to.
+
+    ShoprecError                      500  (base; never raised directly)
+    ├── ConfigError                   500  bad settings, detected at start
+    ├── DataError                     400  bad input data (a file, a row, a request body)
+    │   └── RowError                  400  one bad row: names the file, the line and the problem
+    ├── ArtifactError                 500  artifacts missing, malformed or from another format version
+    │   └── IntegrityError            500  a checksum does not match the manifest
+    ├── RequestError                  400  a client request that is malformed or out of range
+    │   ├── NotFoundError             404  the thing asked for does not exist
+    │   └── PayloadTooLargeError      413  the request body is over the limit
+    ├── NotReadyError                 503  the service has no artifacts loaded yet
+    └── DependencyError               500  an optional dependency is missing (with an install hint)
+
+Errors are mapped to HTTP in exactly one place: :mod:`shoprec.http.errors`.
+"""
+
+from __future__ import annotations
+
+
+class ShoprecError(Exception):
+    """Base of every error shoprec raises on purpose."""
+
+    status_code: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, object]:
+        return {"error": self.code, "detail": self.message}
+
+
+class ConfigError(ShoprecError):
+    code = "config_error"
+
+
+class DataError(ShoprecError):
+    status_code = 400
+    code = "bad_data"
+
+
+class RowError(DataError):
+    """A bad row in an input file. ``line`` is 1-based, counting the header line."""
+
+    code = "bad_row"
+
+    def __init__(self, path: str, line: int, problem: str) -> None:
+        super().__init__(f"{path}:{line}: {problem}")
+        self.path = path
+        self.line = line
+        self.problem = problem
+
+
+class ArtifactError(ShoprecError):
+    code = "artifact_error"
+
+
+class IntegrityError(ArtifactError):
+    code = "integrity_error"
+
+
+class RequestError(ShoprecError):
+    status_code = 400
+    code = "bad_request"
+
+
+class NotFoundError(RequestError):
+    status_code = 404
+    code = "not_found"
+
+
+class PayloadTooLargeError(RequestError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class NotReadyError(ShoprecError):
+    status_code = 503
+    code = "not_ready"
+
+
+class DependencyError(ShoprecError):
+    code = "missing_dependency"

@@ -1,0 +1,1 @@
+"""The HTTP edge: app factory, routes, ASGI middleware, the one error -> JSON mapping."""

@@ -1,0 +1,77 @@
+"""Plain ASGI middleware."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class BodyLimitMiddleware:
+    """Refuse request bodies over ``max_body_bytes`` with a JSON 413, before the app reads them."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        has_length = False
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                has_length = True
+                try:
+                    length = int(value)
+                except ValueError:
+                    await _reply(send, 400, "bad_request", "invalid Content-Length header")
+                    return
+                if length > self.max_body_bytes:
+                    await _reply(send, 413, "payload_too_large", self._too_large())
+                    return
+        if has_length or scope.get("method") in ("GET", "HEAD"):
+            # The server holds the body to its declared length.
+            await self.app(scope, receive, send)
+            return
+        # A streamed (chunked) body: read it up to the limit before the app sees it.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # client went away
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_body_bytes:
+                await _reply(send, 413, "payload_too_large", self._too_large())
+                return
+            chunks.append(body)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    def _too_large(self) -> str:
+        return f"request body is over the limit of {self.max_body_bytes} bytes"
+
+
+async def _reply(send: Send, status: int, code: str, detail: Any) -> None:
+    body = json.dumps({"error": code, "detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,1 @@
+"""Inference-side models: artifacts, the ONNX encoder, the ranker. Never imports torch."""

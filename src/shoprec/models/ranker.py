@@ -1,0 +1,216 @@
+"""Ranking features and the learned ranker (LightGBM LambdaRank, text model format).
+
+Features are computed for a query over a set of candidate product rows, vectorised
+where the lexical index allows it. The same code builds training matrices and serves
+requests, so training and serving never drift apart.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from shoprec.core.fusion import minmax, rrf
+from shoprec.core.text import char_ngrams, normalize
+from shoprec.errors import ArtifactError
+
+if TYPE_CHECKING:
+    import lightgbm
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "bm25",
+    "bm25_rel",
+    "bm25_rank_log",
+    "bm25_title",
+    "dense",
+    "dense_gap",
+    "dense_rank_log",
+    "rrf",
+    "title_token_frac",
+    "text_token_frac",
+    "title_all_tokens",
+    "title_head_token",
+    "title_phrase",
+    "title_trigram_jaccard",
+    "title_trigram_cover",
+    "numeric_match",
+    "query_tokens",
+    "title_tokens",
+    "brand_match",
+    "category_match",
+    "popularity_log",
+    "price_log",
+    "in_stock",
+)
+
+MISSING_RANK = 1000.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueryContext:
+    """Everything about one query that features need, computed once per request."""
+
+    text: str
+    normalized: str
+    tokens: tuple[str, ...]  # analysed tokens known to the index, in order, deduplicated
+    all_tokens: tuple[str, ...]  # analysed tokens, known or not
+    numeric: tuple[str, ...]
+    trigrams: frozenset[str]
+
+
+@dataclass(slots=True)
+class CandidateSet:
+    """Candidate rows with the stage scores retrieval produced for them."""
+
+    rows: npt.NDArray[np.int64]
+    bm25: npt.NDArray[np.float32]
+    bm25_title: npt.NDArray[np.float32]
+    bm25_rank: npt.NDArray[np.float32]
+    dense: npt.NDArray[np.float32]
+    dense_rank: npt.NDArray[np.float32]
+    token_in_title: npt.NDArray[np.bool_]  # [n_candidates, n_query_tokens]
+    token_in_text: npt.NDArray[np.bool_]
+
+    @property
+    def fused(self) -> npt.NDArray[np.float32]:
+        return rrf(self.bm25_rank) + rrf(self.dense_rank)
+
+
+@functools.lru_cache(maxsize=100_000)
+def _trigrams(title: str) -> frozenset[str]:
+    return frozenset(char_ngrams(title))
+
+
+@functools.lru_cache(maxsize=100_000)
+def _norm(text: str) -> str:
+    return normalize(text)
+
+
+def compute_features(
+    ctx: QueryContext,
+    cand: CandidateSet,
+    *,
+    titles: Sequence[str],
+    title_lengths: npt.NDArray[np.float32],
+    brands_norm: Sequence[str],
+    category_tokens: Sequence[frozenset[str]],
+    popularity: npt.NDArray[np.float32],
+    price: npt.NDArray[np.float32],
+    in_stock: npt.NDArray[np.bool_],
+) -> npt.NDArray[np.float32]:
+    """A ``[len(cand.rows), len(FEATURE_NAMES)]`` float32 matrix (NaN where unknown)."""
+    n = len(cand.rows)
+    f = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float32)
+    if n == 0:
+        return f
+    rows = cand.rows
+    max_bm25 = float(cand.bm25.max()) if n else 0.0
+    max_dense = float(cand.dense.max()) if n else 0.0
+    nq = max(1, len(ctx.tokens))
+    f[:, 0] = cand.bm25
+    f[:, 1] = cand.bm25 / max_bm25 if max_bm25 > 0 else 0.0
+    f[:, 2] = np.log1p(np.minimum(cand.bm25_rank, MISSING_RANK))
+    f[:, 3] = cand.bm25_title
+    f[:, 4] = cand.dense
+    f[:, 5] = cand.dense - max_dense
+    f[:, 6] = np.log1p(np.minimum(cand.dense_rank, MISSING_RANK))
+    f[:, 7] = cand.fused
+    if ctx.tokens:
+        f[:, 8] = cand.token_in_title.sum(axis=1) / nq
+        f[:, 9] = cand.token_in_text.sum(axis=1) / nq
+        f[:, 10] = cand.token_in_title.all(axis=1)
+        f[:, 11] = cand.token_in_title[:, -1]
+    q_tri = ctx.trigrams
+    numeric = ctx.numeric
+    q_words = set(ctx.normalized.split())
+    for j, r in enumerate(rows):
+        title = titles[r]
+        tnorm = _norm(title)
+        f[j, 12] = 1.0 if ctx.normalized and ctx.normalized in tnorm else 0.0
+        t_tri = _trigrams(title)
+        if q_tri and t_tri:
+            inter = len(q_tri & t_tri)
+            f[j, 13] = inter / len(q_tri | t_tri)
+            f[j, 14] = inter / len(q_tri)
+        if numeric:
+            f[j, 15] = sum(1 for x in numeric if x in tnorm) / len(numeric)
+        else:
+            f[j, 15] = np.nan
+        brand = brands_norm[r]
+        if brand:
+            f[j, 18] = 1.0 if brand in ctx.normalized else 0.0
+        else:
+            f[j, 18] = np.nan
+        cats = category_tokens[r]
+        f[j, 19] = len(cats & q_words) / len(q_words) if cats and q_words else 0.0
+    f[:, 16] = len(ctx.all_tokens)
+    f[:, 17] = title_lengths[rows]
+    f[:, 20] = np.log1p(popularity[rows])
+    f[:, 21] = np.log1p(price[rows])  # NaN price stays NaN
+    f[:, 22] = in_stock[rows]
+    return f
+
+
+DENSE_FUSION_WEIGHT = 0.3
+
+
+def fusion_scores(
+    cand: CandidateSet, dense_weight: float = DENSE_FUSION_WEIGHT
+) -> npt.NDArray[np.float32]:
+    """The untrained ranker: a convex blend of min-max normalised BM25 and cosine scores.
+
+    The weight was chosen on Home Depot judgments (docs/BENCHMARKS.md): min-max blending
+    beat reciprocal-rank fusion at every weight tried there.
+    """
+    if len(cand.rows) == 0:
+        return np.zeros(0, dtype=np.float32)
+    return ((1 - dense_weight) * minmax(cand.bm25) + dense_weight * minmax(cand.dense)).astype(
+        np.float32
+    )
+
+
+class Ranker:
+    """A LightGBM model over :data:`FEATURE_NAMES`, stored as LightGBM's text format."""
+
+    def __init__(self, booster: lightgbm.Booster) -> None:
+        names = list(booster.feature_name())
+        if names != list(FEATURE_NAMES):
+            raise ArtifactError(
+                f"ranker was trained on features {names[:3]}…, this shoprec computes "
+                f"{list(FEATURE_NAMES)[:3]}…; rebuild the artifacts"
+            )
+        self._booster = booster
+
+    @classmethod
+    def load(cls, path: Path) -> Ranker:
+        import lightgbm
+
+        try:
+            booster = lightgbm.Booster(model_str=Path(path).read_text())
+        except (OSError, lightgbm.basic.LightGBMError) as exc:
+            raise ArtifactError(f"{path}: unreadable ranker: {exc}") from exc
+        return cls(booster)
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(self._booster.model_to_string())
+
+    def predict(self, features: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        if features.shape[0] == 0:
+            return np.zeros(0, dtype=np.float32)
+        return np.asarray(self._booster.predict(features, num_threads=1), dtype=np.float32)
+
+    def importance(self) -> dict[str, float]:
+        gains = self._booster.feature_importance(importance_type="gain")
+        total = float(sum(gains)) or 1.0
+        return {n: round(float(g) / total, 4) for n, g in zip(FEATURE_NAMES, gains, strict=True)}
+
+
+def log_price(p: float | None) -> float:
+    return math.log1p(p) if p is not None else math.nan

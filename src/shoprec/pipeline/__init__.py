@@ -1,0 +1,1 @@
+"""Offline pipelines: building artifacts, training the ranker, evaluating quality."""

@@ -1,0 +1,202 @@
+"""``shoprec build``: catalog (+ events, + judgments) -> a verified artifacts folder."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import resource
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from shoprec.errors import DataError
+from shoprec.models import artifacts
+from shoprec.models.bundle import (
+    Bundle,
+    CatalogArrays,
+    product_dense_text,
+    product_text,
+    product_to_json,
+)
+from shoprec.models.encoder import OnnxEncoder
+from shoprec.pipeline.ltr import gains_from_events, gains_from_judgments, train_ranker
+from shoprec.retrieval.lexical import LexicalIndex
+from shoprec.retrieval.vector import DEFAULT_EXACT_MAX, VectorIndex
+from shoprec.serving.search import SearchService
+from shoprec.types import Event, Judgment, Product
+
+log = logging.getLogger(__name__)
+
+EVENT_WEIGHT = {"view": 0.1, "click": 1.0, "cart": 2.0, "purchase": 4.0}
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    encode_batch_size: int = 64
+    exact_max: int = DEFAULT_EXACT_MAX
+    lexical_candidates: int = 100
+    dense_candidates: int = 100
+    seed: int = 0
+    threads: int | None = None
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("SHOPREC_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "shoprec"
+    )
+    return Path(base)
+
+
+def ensure_teacher_encoder(cache_dir: Path | None = None) -> Path:
+    """The ONNX export of all-MiniLM-L6-v2, exported once (needs the ``[train]`` extra)."""
+    folder = (cache_dir or default_cache_dir()) / "encoders" / "all-MiniLM-L6-v2"
+
+    def ready() -> bool:
+        return (folder / "model.onnx").is_file() and (folder / "encoder.json").is_file()
+
+    if ready():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with (folder.parent / ".export.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent builds (or test workers) export once
+        if ready():
+            return folder
+        from shoprec.training.export import export_teacher  # torch: build time only
+
+        log.info("exporting the teacher encoder to ONNX once, into %s", folder)
+        return export_teacher(folder)
+
+
+def popularity_from_events(
+    events: Sequence[Event], index_of: dict[str, int], n: int
+) -> npt.NDArray[np.float32]:
+    pop = np.zeros(n, dtype=np.float32)
+    for e in events:
+        i = index_of.get(e.item_id)
+        if i is not None:
+            pop[i] += EVENT_WEIGHT[e.type]
+    return pop
+
+
+def build(
+    products: Sequence[Product],
+    out: Path,
+    *,
+    events: Sequence[Event] = (),
+    judgments: Sequence[Judgment] = (),
+    encoder_dir: Path | None = None,
+    options: BuildOptions = BuildOptions(),
+    progress: bool = True,
+    inputs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Build search artifacts into ``out`` (atomically) and return the manifest."""
+    if not products:
+        raise DataError("no products to build from")
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    enc_src = Path(encoder_dir) if encoder_dir else ensure_teacher_encoder()
+    with artifacts.write_artifacts(Path(out)) as tmp:
+        t = time.perf_counter()
+        shutil.copytree(enc_src, tmp / "encoder")
+        with (tmp / "catalog.jsonl").open("w", encoding="utf-8") as f:
+            for p in products:
+                f.write(json.dumps(product_to_json(p), ensure_ascii=False) + "\n")
+        timings["catalog_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        lexical = LexicalIndex.build([product_text(p) for p in products], progress=progress)
+        lexical.save(tmp / "lexical")
+        lexical_title = LexicalIndex.build([p.title for p in products], progress=progress)
+        lexical_title.save(tmp / "lexical_title")
+        timings["lexical_s"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        encoder = OnnxEncoder(tmp / "encoder", threads=options.threads)
+        embeddings = encoder.encode(
+            [product_dense_text(p) for p in products],
+            batch_size=options.encode_batch_size,
+            progress=progress,
+        )
+        np.save(tmp / "embeddings.npy", embeddings, allow_pickle=False)
+        timings["encode_s"] = time.perf_counter() - t
+        t = time.perf_counter()
+        vectors = VectorIndex.build(embeddings, exact_max=options.exact_max)
+        vectors.save(tmp / "vectors.faiss")
+        timings["vector_index_s"] = time.perf_counter() - t
+
+        index_of = {p.id: i for i, p in enumerate(products)}
+        popularity = popularity_from_events(events, index_of, len(products))
+        if events:
+            np.save(tmp / "popularity.npy", popularity, allow_pickle=False)
+
+        catalog = CatalogArrays.from_products(products, popularity)
+        bundle = Bundle(
+            folder=tmp,
+            manifest={"files": {}, "model_id": encoder.model_id},
+            catalog=catalog,
+            lexical=lexical,
+            lexical_title=lexical_title,
+            vectors=vectors,
+            embeddings=embeddings,
+            encoder=encoder,
+            ranker=None,
+        )
+        ranker_metrics: dict[str, Any] = {"trained_from": "none (untrained fusion)"}
+        gains: dict[str, dict[str, float]] = {}
+        source = "none"
+        if judgments:
+            gains, source = gains_from_judgments(judgments), "judgments"
+        elif events:
+            gains, source = gains_from_events(events), "events"
+        if gains:
+            t = time.perf_counter()
+            service = SearchService(
+                bundle,
+                lexical_candidates=options.lexical_candidates,
+                dense_candidates=options.dense_candidates,
+            )
+            try:
+                ranker, ranker_metrics = train_ranker(
+                    service, gains, seed=options.seed, progress=progress,
+                    threads=options.threads or 0,
+                )
+            except ValueError as exc:
+                log.warning("ranker not trained: %s", exc)
+                ranker_metrics = {"trained_from": f"none ({exc})"}
+            else:
+                ranker.save(tmp / "ranker.txt")
+                ranker_metrics["trained_from"] = source
+            timings["ranker_s"] = time.perf_counter() - t
+
+        timings["total_s"] = time.perf_counter() - t_start
+        metrics: dict[str, Any] = {
+            "products": len(products),
+            "events": len(events),
+            "judgments": len(judgments),
+            "embedding_dim": int(embeddings.shape[1]),
+            "vector_index": vectors.kind,
+            "timings_s": {k: round(v, 2) for k, v in timings.items()},
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "ranker": ranker_metrics,
+        }
+        config = {
+            **asdict(options),
+            "lexical": {"library": "bm25s", "k1": 1.2, "b": 0.75, "stemmer": "snowball-english"},
+            "encoder": encoder.config,
+        }
+        manifest = artifacts.write_manifest(
+            tmp,
+            model_id=encoder.model_id,
+            config=config,
+            metrics=metrics,
+            extra={"inputs": inputs or {}},
+        )
+    return manifest

@@ -1,0 +1,93 @@
+"""Lexical BM25 retrieval: the only module that imports bm25s (and PyStemmer).
+
+Tokenisation is :func:`shoprec.core.text.tokenize` with an English Snowball stemmer for
+Latin words; CJK runs become unigrams + bigrams, so Chinese queries match Chinese text.
+bm25s was kept over tantivy after measuring both (docs/BENCHMARKS.md): similar quality,
+simpler full-catalog scoring (``get_scores`` gives every product's score for the ranker
+features), and its index files are plain ``.npy`` + JSON.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import bm25s
+import numpy as np
+import numpy.typing as npt
+import Stemmer
+
+from shoprec.core.text import tokenize
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+@functools.lru_cache(maxsize=200_000)
+def stem_word(word: str) -> str:
+    if not word.isascii():
+        return word
+    return str(_stemmer().stemWord(word))
+
+
+def analyze(text: str) -> list[str]:
+    """The lexical analyser used for indexing and querying."""
+    return tokenize(text, stem=stem_word)
+
+
+class LexicalIndex:
+    """BM25 over analysed product texts. Row ``i`` is product index ``i``."""
+
+    def __init__(self, model: bm25s.BM25, n_docs: int) -> None:
+        self._model = model
+        self.n_docs = n_docs
+        self._vocab: dict[str, int] = model.vocab_dict
+
+    @classmethod
+    def build(
+        cls,
+        texts: Sequence[str],
+        *,
+        k1: float = 1.2,
+        b: float = 0.75,
+        progress: bool = False,
+    ) -> LexicalIndex:
+        corpus = [analyze(t) or [""] for t in texts]
+        model = bm25s.BM25(k1=k1, b=b, method="lucene")
+        model.index(corpus, show_progress=progress)
+        return cls(model, len(texts))
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self._model.save(str(folder), show_progress=False)
+        (folder / "lexical.json").write_text(json.dumps({"n_docs": self.n_docs}))
+
+    @classmethod
+    def load(cls, folder: Path, *, mmap: bool = True) -> LexicalIndex:
+        model = bm25s.BM25.load(str(folder), mmap=mmap, show_progress=False, verbosity=0)
+        n_docs = int(json.loads((folder / "lexical.json").read_text())["n_docs"])
+        return cls(model, n_docs)
+
+    def query_tokens(self, query: str) -> list[str]:
+        return [t for t in analyze(query) if t in self._vocab]
+
+    def scores(self, query: str) -> npt.NDArray[np.float32]:
+        """BM25 score of every product for ``query`` (zeros when no token is known)."""
+        toks = self.query_tokens(query)
+        if not toks:
+            return np.zeros(self.n_docs, dtype=np.float32)
+        return np.asarray(self._model.get_scores(toks), dtype=np.float32)
+
+    def token_scores(self, token: str, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """BM25 contribution of one analysed token to the given rows; 0 where absent."""
+        if token not in self._vocab:
+            return np.zeros(len(rows), dtype=np.float32)
+        return np.asarray(self._model.get_scores([token]), dtype=np.float32)[rows]
+

@@ -1,0 +1,1 @@
+"""Services over loaded artifacts (no HTTP types here)."""

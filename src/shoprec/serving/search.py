@@ -1,0 +1,235 @@
+"""Hybrid search over a loaded :class:`~shoprec.models.bundle.Bundle`.
+
+Pipelines, cheapest first:
+
+- ``bm25``   lexical BM25 over all product text;
+- ``dense``  cosine similarity of the query embedding over FAISS;
+- ``hybrid`` both, fused by reciprocal rank;
+- ``full``   hybrid candidates re-ranked by the learned ranker (falls back to the
+             fusion when the artifacts hold no trained ranker).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from shoprec.core.fusion import top_k
+from shoprec.core.text import char_ngrams, normalize
+from shoprec.errors import NotFoundError
+from shoprec.models.bundle import Bundle
+from shoprec.models.ranker import CandidateSet, QueryContext, compute_features, fusion_scores
+from shoprec.retrieval.lexical import analyze
+from shoprec.types import Filters, FloatArray, Hit, Product
+
+Pipeline = Literal["bm25", "dense", "hybrid", "full"]
+PIPELINES: tuple[Pipeline, ...] = ("bm25", "dense", "hybrid", "full")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    hits: list[Hit]
+    pipeline: Pipeline
+    ranker: str
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def query_context(bundle: Bundle, query: str) -> QueryContext:
+    all_tokens = analyze(query)
+    known = [t for t in dict.fromkeys(all_tokens) if t in bundle.lexical._vocab]
+    norm = normalize(query)
+    numeric = tuple(w for w in norm.split() if any(c.isdigit() for c in w))
+    return QueryContext(
+        text=query,
+        normalized=norm,
+        tokens=tuple(known),
+        all_tokens=tuple(all_tokens),
+        numeric=numeric,
+        trigrams=frozenset(char_ngrams(query)),
+    )
+
+
+def _ranks(n: int, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+    ranks = np.full(n, np.inf, dtype=np.float32)
+    ranks[rows] = np.arange(len(rows), dtype=np.float32)
+    return ranks
+
+
+class SearchService:
+    """Searches one bundle. Thread-safe for concurrent reads."""
+
+    def __init__(
+        self,
+        bundle: Bundle,
+        *,
+        lexical_candidates: int = 100,
+        dense_candidates: int = 100,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.bundle = bundle
+        self.lexical_candidates = lexical_candidates
+        self.dense_candidates = dense_candidates
+        self._clock = clock
+
+    # --- products -------------------------------------------------------------------
+    def product(self, product_id: str) -> Product:
+        i = self.bundle.catalog.index_of.get(product_id)
+        if i is None:
+            raise NotFoundError(f"no product with id {product_id!r}")
+        return self.bundle.catalog.products[i]
+
+    def similar(self, product_id: str, k: int) -> list[Hit]:
+        """Nearest products by embedding (content similarity), excluding the product itself."""
+        i = self.bundle.catalog.index_of.get(product_id)
+        if i is None:
+            raise NotFoundError(f"no product with id {product_id!r}")
+        vec = np.asarray(self.bundle.embeddings[i], dtype=np.float32)[None, :]
+        scores, ids = self.bundle.vectors.search(vec, k + 1)
+        hits = [
+            Hit(self.bundle.catalog.products[j].id, float(s))
+            for s, j in zip(scores[0], ids[0], strict=True)
+            if j >= 0 and j != i
+        ]
+        return hits[:k]
+
+    # --- search ---------------------------------------------------------------------
+    def encode_queries(self, queries: Sequence[str]) -> FloatArray:
+        return self.bundle.encoder.encode(list(queries))
+
+    def candidates(
+        self,
+        ctx: QueryContext,
+        qvec: FloatArray | None,
+        allowed: npt.NDArray[np.bool_] | None,
+        *,
+        use_lexical: bool = True,
+        use_dense: bool = True,
+    ) -> CandidateSet:
+        b = self.bundle
+        n = len(b.catalog)
+        bm25_all = b.lexical.scores(ctx.text) if use_lexical or use_dense else None
+        lex_rows = np.zeros(0, dtype=np.int64)
+        if use_lexical and bm25_all is not None:
+            masked = bm25_all if allowed is None else np.where(allowed, bm25_all, 0.0)
+            lex_rows = top_k(masked, self.lexical_candidates)
+            lex_rows = lex_rows[masked[lex_rows] > 0]
+        dense_rows = np.zeros(0, dtype=np.int64)
+        if use_dense and qvec is not None:
+            _, ids = b.vectors.search(qvec[None, :], self.dense_candidates, allowed=allowed)
+            dense_rows = ids[0][ids[0] >= 0]
+        rows = np.unique(np.concatenate([lex_rows, dense_rows]))
+        if bm25_all is None:
+            bm25_all = np.zeros(n, dtype=np.float32)
+        if qvec is not None and len(rows):
+            dense = np.asarray(b.embeddings[rows], dtype=np.float32) @ qvec
+        else:
+            dense = np.zeros(len(rows), dtype=np.float32)
+        token_in_title = np.zeros((len(rows), len(ctx.tokens)), dtype=np.bool_)
+        token_in_text = np.zeros((len(rows), len(ctx.tokens)), dtype=np.bool_)
+        if ctx.tokens and len(rows):
+            for j, tok in enumerate(ctx.tokens):
+                token_in_text[:, j] = b.lexical.token_scores(tok, rows) > 0
+                token_in_title[:, j] = b.lexical_title.token_scores(tok, rows) > 0
+        bm25_title = (
+            b.lexical_title.scores(ctx.text)[rows]
+            if ctx.tokens and len(rows)
+            else np.zeros(len(rows), dtype=np.float32)
+        )
+        return CandidateSet(
+            rows=rows,
+            bm25=bm25_all[rows].astype(np.float32),
+            bm25_title=bm25_title.astype(np.float32),
+            bm25_rank=_ranks(n, lex_rows)[rows],
+            dense=dense.astype(np.float32),
+            dense_rank=_ranks(n, dense_rows)[rows],
+            token_in_title=token_in_title,
+            token_in_text=token_in_text,
+        )
+
+    def features(self, ctx: QueryContext, cand: CandidateSet) -> npt.NDArray[np.float32]:
+        c = self.bundle.catalog
+        return compute_features(
+            ctx,
+            cand,
+            titles=c.titles,
+            title_lengths=c.title_lengths,
+            brands_norm=c.brands_norm,
+            category_tokens=c.category_tokens,
+            popularity=c.popularity,
+            price=c.price,
+            in_stock=c.in_stock,
+        )
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        filters: Filters | None = None,
+        pipeline: Pipeline = "full",
+        explain: bool = False,
+        qvec: FloatArray | None = None,
+    ) -> SearchResult:
+        filters = filters or Filters()
+        clock = self._clock
+        timings: dict[str, float] = {}
+        t0 = clock()
+        ctx = query_context(self.bundle, query)
+        allowed = self.bundle.catalog.allowed(filters)
+        needs_dense = pipeline != "bm25"
+        if needs_dense and qvec is None:
+            t = clock()
+            qvec = self.encode_queries([query])[0]
+            timings["encode_ms"] = (clock() - t) * 1000
+        t = clock()
+        cand = self.candidates(
+            ctx,
+            qvec if needs_dense else None,
+            allowed,
+            use_lexical=pipeline != "dense",
+            use_dense=needs_dense,
+        )
+        timings["retrieve_ms"] = (clock() - t) * 1000
+        ranker_name = "none"
+        if pipeline == "bm25":
+            scores = np.where(np.isfinite(cand.bm25_rank), cand.bm25, -np.inf).astype(np.float32)
+        elif pipeline == "dense":
+            scores = np.where(np.isfinite(cand.dense_rank), cand.dense, -np.inf).astype(np.float32)
+        elif pipeline == "hybrid" or self.bundle.ranker is None:
+            scores = fusion_scores(cand)
+            ranker_name = "fusion"
+        else:
+            t = clock()
+            feats = self.features(ctx, cand)
+            scores = self.bundle.ranker.predict(feats)
+            timings["rank_ms"] = (clock() - t) * 1000
+            ranker_name = "learned"
+        order = top_k(scores, k)
+        order = order[np.isfinite(scores[order])]
+        products = self.bundle.catalog.products
+        fused = cand.fused if explain else None
+        hits: list[Hit] = []
+        for j in order:
+            row = int(cand.rows[j])
+            stages: dict[str, float] = {}
+            if explain:
+                stages = {
+                    "bm25": float(cand.bm25[j]),
+                    "bm25_rank": _rank_or_none(cand.bm25_rank[j]),
+                    "dense": float(cand.dense[j]),
+                    "dense_rank": _rank_or_none(cand.dense_rank[j]),
+                    "fusion": float(fused[j]) if fused is not None else 0.0,
+                    "final": float(scores[j]),
+                }
+            hits.append(Hit(products[row].id, float(scores[j]), stages))
+        timings["total_ms"] = (clock() - t0) * 1000
+        return SearchResult(hits=hits, pipeline=pipeline, ranker=ranker_name, timings_ms=timings)
+
+
+def _rank_or_none(r: float) -> float:
+    return float(r) if np.isfinite(r) else -1.0
