@@ -42,7 +42,9 @@ def split(judgments: Path, out: Path, train_percent: int) -> tuple[Path, Path]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--train-percent", type=int, default=70)
     ap.add_argument("--artifacts", type=Path, help="keep the artifacts here (default: temporary)")
@@ -55,31 +57,65 @@ def main() -> int:
         art = args.artifacts or tmp / "artifacts"
         t = time.perf_counter()
         subprocess.run(
-            [shoprec, "build", "--products", str(args.data / "products.csv"),
-             "--train-judgments", str(train), "--out", str(art)],
+            [
+                shoprec,
+                "build",
+                "--products",
+                str(args.data / "products.csv"),
+                "--train-judgments",
+                str(train),
+                "--out",
+                str(art),
+            ],
             check=True,
         )
         build_s = time.perf_counter() - t
         manifest = json.loads((art / "manifest.json").read_text())
         out = subprocess.run(
-            [shoprec, "eval", "search", "--artifacts", str(art), "--judgments", str(test),
-             "--pipeline", "all", "--json"],
-            check=True, stdout=subprocess.PIPE, text=True,
+            [
+                shoprec,
+                "eval",
+                "search",
+                "--artifacts",
+                str(art),
+                "--judgments",
+                str(test),
+                "--pipeline",
+                "all",
+                "--json",
+            ],
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
         ).stdout
         result = json.loads(out.strip().splitlines()[-1])
     m = manifest["metrics"]
-    print(f"\nHome Depot, {m['products']} products, held-out queries: {result['queries']} "
-          f"(skipped {result['skipped']}); ranker trained on {m['ranker'].get('train_queries')} queries")
+    print(
+        f"\nHome Depot, {m['products']} products, held-out queries: {result['queries']} "
+        f"(skipped {result['skipped']}); ranker trained on {m['ranker'].get('train_queries')} queries"
+    )
     print("\n| pipeline | NDCG@10 | Recall@100 | MRR | p50 ms | p99 ms |")
     print("|---|---|---|---|---|---|")
     for name, r in result["pipelines"].items():
-        print(f"| {name} | {r['ndcg@10']:.4f} | {r['recall@100']:.4f} | {r['mrr']:.4f} | {r['p50_ms']} | {r['p99_ms']} |")
-    print(f"\nbuild: {build_s:.0f} s wall ({m['timings_s']}), peak RSS {m['peak_rss_mb']} MB, "
-          f"vector index {m['vector_index']}")
+        print(
+            f"| {name} | {r['ndcg@10']:.4f} | {r['recall@100']:.4f} | {r['mrr']:.4f} | {r['p50_ms']} | {r['p99_ms']} |"
+        )
+    print(
+        f"\nbuild: {build_s:.0f} s wall ({m['timings_s']}), peak RSS {m['peak_rss_mb']} MB, "
+        f"vector index {m['vector_index']}"
+    )
     if args.json:
-        print(json.dumps({"pipelines": result["pipelines"], "build_s": round(build_s, 1),
-                          "peak_rss_mb": m["peak_rss_mb"], "timings_s": m["timings_s"],
-                          "ranker": m["ranker"]}))
+        print(
+            json.dumps(
+                {
+                    "pipelines": result["pipelines"],
+                    "build_s": round(build_s, 1),
+                    "peak_rss_mb": m["peak_rss_mb"],
+                    "timings_s": m["timings_s"],
+                    "ranker": m["ranker"],
+                }
+            )
+        )
     return 0
 
 

@@ -56,8 +56,11 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from shoprec.catalog.synthetic import generate_storefront, write_storefront
 
     sf = generate_storefront(
-        n_products=args.products, n_users=args.users, n_sessions=args.sessions,
-        seed=args.seed, progress=True,
+        n_products=args.products,
+        n_users=args.users,
+        n_sessions=args.sessions,
+        seed=args.seed,
+        progress=True,
     )
     paths = write_storefront(sf, Path(args.out))
     for name, p in paths.items():
@@ -69,24 +72,39 @@ def cmd_build(args: argparse.Namespace) -> int:
     from shoprec.catalog.loaders import load_events, load_judgments, load_products
     from shoprec.pipeline.build import BuildOptions, build
 
-    products, rep = load_products(args.products, columns=_column_map(args.map), skip_bad_rows=args.skip_bad_rows)
+    products, rep = load_products(
+        args.products, columns=_column_map(args.map), skip_bad_rows=args.skip_bad_rows
+    )
     _report(rep)
     events: list[Any] = []
     judgments: list[Any] = []
     inputs: dict[str, Any] = {"products": str(args.products)}
     if args.events:
-        events, rep = load_events(args.events, columns=_column_map(args.event_map), skip_bad_rows=args.skip_bad_rows)
+        events, rep = load_events(
+            args.events, columns=_column_map(args.event_map), skip_bad_rows=args.skip_bad_rows
+        )
         _report(rep)
         inputs["events"] = str(args.events)
     if args.train_judgments:
         judgments, rep = load_judgments(args.train_judgments, skip_bad_rows=args.skip_bad_rows)
         _report(rep)
         inputs["train_judgments"] = str(args.train_judgments)
-    options = BuildOptions(encode_batch_size=args.batch_size, seed=args.seed, threads=args.threads)
+    options = BuildOptions(
+        encode_batch_size=args.batch_size,
+        seed=args.seed,
+        threads=args.threads,
+        int8=args.int8,
+        max_train_queries=args.max_train_queries,
+    )
     manifest = build(
-        products, Path(args.out), events=events, judgments=judgments,
+        products,
+        Path(args.out),
+        events=events,
+        judgments=judgments,
         encoder_dir=Path(args.encoder) if args.encoder else None,
-        options=options, progress=not args.quiet, inputs=inputs,
+        options=options,
+        progress=not args.quiet,
+        inputs=inputs,
     )
     m = manifest["metrics"]
     print(
@@ -108,8 +126,11 @@ def _filters(args: argparse.Namespace) -> Any:
     from shoprec.types import Filters
 
     return Filters(
-        category=args.category, brand=args.brand, min_price=args.min_price,
-        max_price=args.max_price, in_stock=args.in_stock,
+        category=args.category,
+        brand=args.brand,
+        min_price=args.min_price,
+        max_price=args.max_price,
+        in_stock=args.in_stock,
     )
 
 
@@ -117,11 +138,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     service = _service(args.artifacts)
     res = service.search(args.query, k=args.k, filters=_filters(args), pipeline=args.pipeline)
     if args.json:
-        print(json.dumps({
-            "query": args.query, "pipeline": res.pipeline, "ranker": res.ranker,
-            "results": [{"id": h.product_id, "score": h.score} for h in res.hits],
-            "timings_ms": res.timings_ms,
-        }))
+        print(
+            json.dumps(
+                {
+                    "query": args.query,
+                    "pipeline": res.pipeline,
+                    "ranker": res.ranker,
+                    "results": [{"id": h.product_id, "score": h.score} for h in res.hits],
+                    "timings_ms": res.timings_ms,
+                }
+            )
+        )
         return 0
     print(f"{'#':>3}  {'score':>8}  {'id':<12} {'price':>9}  title")
     for i, h in enumerate(res.hits, 1):
@@ -141,7 +168,9 @@ def cmd_eval_search(args: argparse.Namespace) -> int:
     _report(rep)
     service = _service(args.artifacts)
     pipelines = [args.pipeline] if args.pipeline != "all" else ["bm25", "dense", "hybrid", "full"]
-    results = [evaluate_search(service, judgments, pipeline=p, progress=not args.json) for p in pipelines]
+    results = [
+        evaluate_search(service, judgments, pipeline=p, progress=not args.json) for p in pipelines
+    ]
     cols = ["pipeline", "ndcg@10", "recall@100", "mrr", "queries", "skipped", "p50_ms", "p99_ms"]
     print(" | ".join(f"{c:>10}" for c in cols))
     for r in results:
@@ -159,17 +188,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from shoprec.settings import Settings
 
-    overrides = {"artifacts": args.artifacts, "host": args.host, "port": args.port, "workers": args.workers}
+    overrides = {
+        "artifacts": args.artifacts,
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+    }
     settings = Settings.load(**{k: v for k, v in overrides.items() if v is not None})
     if settings.artifacts is None:
         raise ShoprecError("no artifacts: pass --artifacts DIR or set SHOPREC_ARTIFACTS")
     # Workers are separate processes: they read the same settings from the environment.
     os.environ["SHOPREC_ARTIFACTS"] = str(Path(settings.artifacts).resolve())
-    print(f"serving {settings.artifacts} on http://{settings.host}:{settings.port} "
-          f"({settings.workers} worker{'s' if settings.workers > 1 else ''})", file=sys.stderr)
+    print(
+        f"serving {settings.artifacts} on http://{settings.host}:{settings.port} "
+        f"({settings.workers} worker{'s' if settings.workers > 1 else ''})",
+        file=sys.stderr,
+    )
     uvicorn.run(
-        "shoprec.http.app:app_from_env", factory=True, host=settings.host, port=settings.port,
-        workers=settings.workers, log_level=settings.log_level, access_log=False,
+        "shoprec.http.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_level=settings.log_level,
+        access_log=False,
     )
     return 0
 
@@ -177,7 +219,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from shoprec.catalog.loaders import load_events, load_products
     from shoprec.catalog.synthetic import generate_storefront, write_storefront
-    from shoprec.pipeline.build import build
+    from shoprec.pipeline.build import BuildOptions, build
 
     root = Path(args.dir)
     data = root / "data"
@@ -191,7 +233,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"building artifacts into {art} …", file=sys.stderr)
         products, _ = load_products(data / "products.jsonl")
         events, _ = load_events(data / "events.csv")
-        build(products, art, events=events, inputs={"products": str(data / "products.jsonl")})
+        # The demo favours a quick start: int8 encoder, ranker trained on 1,500 queries.
+        build(
+            products,
+            art,
+            events=events,
+            inputs={"products": str(data / "products.jsonl")},
+            options=BuildOptions(int8=True, max_train_queries=1500),
+        )
     print(f"ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     base = f"http://{args.host}:{args.port}"
     print("\nTry:")
@@ -208,6 +257,96 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 0
     args.artifacts, args.workers = str(art), 1
     return cmd_serve(args)
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    from shoprec.security.crypto import sign_artifacts
+
+    rec = sign_artifacts(Path(args.dir), Path(args.key), signer=args.signer)
+    print(f"signed {args.dir} with key {rec['key_id']}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from shoprec.security.crypto import verify_artifacts
+
+    r = verify_artifacts(
+        Path(args.dir),
+        [Path(p) for p in args.trusted_key],
+        require_signature=not args.allow_unsigned,
+    )
+    print(f"ok: {len(r['manifest']['files'])} files, key {r['key_id']}, signer {r['signer']}")
+    return 0
+
+
+def cmd_encrypt(args: argparse.Namespace) -> int:
+    from shoprec.security.crypto import encrypt_artifacts, load_data_key
+
+    key = load_data_key(key_file=Path(args.key_file) if args.key_file else None)
+    m = encrypt_artifacts(Path(args.dir), key)
+    print(f"encrypted {len(m['encryption']['files'])} files; sign the folder now")
+    return 0
+
+
+def cmd_keys_new_signing(args: argparse.Namespace) -> int:
+    from shoprec.security.crypto import generate_signing_key, key_id, load_public_key
+
+    priv, pub = generate_signing_key(Path(args.out))
+    print(f"private key: {priv} (keep secret)")
+    print(f"public key: {pub} (key id {key_id(load_public_key(pub))})")
+    return 0
+
+
+def cmd_keys_new_data(args: argparse.Namespace) -> int:
+    from shoprec.security.crypto import generate_data_key
+
+    print(f"data key written to {generate_data_key(Path(args.out))} (mode 0600)")
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from shoprec.security.apikeys import KeyStore
+
+    kid, plain = KeyStore(Path(args.store), time.time).create(
+        args.name, args.role, args.rate_limit_per_s
+    )
+    print(f"key id: {kid}")
+    print(f"api key (shown once): {plain}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from shoprec.security.apikeys import KeyStore
+
+    KeyStore(Path(args.store), time.time).revoke(args.key_id)
+    print(f"revoked {args.key_id}")
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    from shoprec.security.apikeys import KeyStore
+
+    for k in KeyStore(Path(args.store), time.time).list():
+        if args.json:
+            print(json.dumps(k.to_dict()))
+        else:
+            state = "REVOKED" if k.revoked else "active"
+            print(f"{k.key_id}  {k.name:20}  {','.join(sorted(k.roles)):20}  {state}")
+    return 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from shoprec.security.audit import verify
+
+    r = verify(Path(args.log), expected_head=args.expected_head)
+    if r.ok:
+        print(f"ok: {r.entries} entries, head {r.head_hash}")
+        return 0
+    print(
+        f"BROKEN at line {r.first_bad_line}: {r.reason} ({r.entries} good entries before it)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 # --- parser -----------------------------------------------------------------------------
@@ -250,9 +389,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--train-judgments", help="CSV query,product_id,relevance to train the ranker")
     p.add_argument("--out", required=True, help="artifacts folder (replaced atomically)")
     p.add_argument("--map", action="append", metavar="FIELD=COLUMN", help="product column mapping")
-    p.add_argument("--event-map", action="append", metavar="FIELD=COLUMN", help="event column mapping")
+    p.add_argument(
+        "--event-map", action="append", metavar="FIELD=COLUMN", help="event column mapping"
+    )
     p.add_argument("--skip-bad-rows", action="store_true", help="skip and report bad rows")
-    p.add_argument("--encoder", help="an encoder folder (model.onnx + tokenizer.json + encoder.json)")
+    p.add_argument(
+        "--encoder", help="an encoder folder (model.onnx + tokenizer.json + encoder.json)"
+    )
+    p.add_argument(
+        "--int8",
+        action="store_true",
+        help="use the teacher with int8 dynamic quantisation (faster; cosine ~0.99 to fp32)",
+    )
+    p.add_argument(
+        "--max-train-queries",
+        type=int,
+        default=4000,
+        help="cap on queries used to train the ranker (sampled with --seed)",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int)
     p.add_argument("--seed", type=int, default=0)
@@ -284,6 +438,64 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--skip-bad-rows", action="store_true")
     e.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
     e.set_defaults(func=cmd_eval_search)
+
+    p = sub.add_parser(
+        "sign", help="sign an artifacts folder's manifest with Ed25519 (after any encryption)"
+    )
+    p.add_argument("dir")
+    p.add_argument("--key", required=True, help="private key from `shoprec keys new-signing-key`")
+    p.add_argument("--signer", help="a name recorded beside the signature")
+    p.set_defaults(func=cmd_sign)
+
+    p = sub.add_parser(
+        "verify", help="check an artifacts folder's signature and every checksum offline"
+    )
+    p.add_argument("dir")
+    p.add_argument(
+        "--trusted-key", action="append", default=[], help="trusted public key (repeatable)"
+    )
+    p.add_argument(
+        "--allow-unsigned", action="store_true", help="check checksums only when unsigned"
+    )
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser(
+        "encrypt", help="encrypt artifact weights at rest with AES-256-GCM (then sign)"
+    )
+    p.add_argument("dir")
+    p.add_argument("--key-file", help="data key file (default: $SHOPREC_DATA_KEY)")
+    p.set_defaults(func=cmd_encrypt)
+
+    p = sub.add_parser("keys", help="signing keys, data keys and API keys")
+    ks = p.add_subparsers(dest="keys_command", required=True)
+    k = ks.add_parser("new-signing-key", help="write an Ed25519 private key and KEY.pub beside it")
+    k.add_argument("--out", required=True)
+    k.set_defaults(func=cmd_keys_new_signing)
+    k = ks.add_parser("new-data-key", help="write a random AES-256 data key (mode 0600)")
+    k.add_argument("--out", required=True)
+    k.set_defaults(func=cmd_keys_new_data)
+    k = ks.add_parser("create", help="create an API key (printed once)")
+    k.add_argument("--store", required=True, help="the API key store file")
+    k.add_argument("--name", required=True)
+    k.add_argument("--role", action="append", choices=["search", "events", "admin"], required=True)
+    k.add_argument("--rate-limit-per-s", type=float)
+    k.set_defaults(func=cmd_keys_create)
+    k = ks.add_parser("revoke", help="revoke an API key")
+    k.add_argument("--store", required=True)
+    k.add_argument("key_id")
+    k.set_defaults(func=cmd_keys_revoke)
+    k = ks.add_parser("list", help="list API keys (never their secrets)")
+    k.add_argument("--store", required=True)
+    k.add_argument("--json", action="store_true")
+    k.set_defaults(func=cmd_keys_list)
+
+    p = sub.add_parser("audit", help="audit log tools")
+    a = p.add_subparsers(dest="audit_command", required=True).add_parser(
+        "verify", help="check the hash chain; names the first broken line"
+    )
+    a.add_argument("--log", required=True)
+    a.add_argument("--expected-head", help="the head hash recorded elsewhere (catches truncation)")
+    a.set_defaults(func=cmd_audit_verify)
     return ap
 
 

@@ -49,8 +49,15 @@ class Settings:
                 raise ConfigError(f"setting {name} must be a positive integer, got {value!r}")
 
         for name in (
-            "workers", "max_query_chars", "max_k", "default_k", "max_body_bytes",
-            "max_events_per_batch", "max_id_chars", "lexical_candidates", "dense_candidates",
+            "workers",
+            "max_query_chars",
+            "max_k",
+            "default_k",
+            "max_body_bytes",
+            "max_events_per_batch",
+            "max_id_chars",
+            "lexical_candidates",
+            "dense_candidates",
         ):
             positive(name)
         if not 0 <= self.port <= 65535:

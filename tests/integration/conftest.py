@@ -24,4 +24,3 @@ def live_server() -> Iterator[Callable[[FastAPI], LiveServer]]:
     for server, thread in started:
         server.should_exit = True
         thread.join(timeout=10)
-

@@ -43,4 +43,3 @@ def wait_ready(client: httpx.Client, timeout_s: float = 60) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"not ready: {client.get('/readyz').text}")
-

@@ -8,12 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+from live import LiveServer, wait_ready
 
 from shoprec.adapters.eventlog import JsonlEventLog
 from shoprec.http.app import create_app
 from shoprec.settings import Settings
-
-from live import LiveServer, wait_ready
 
 pytestmark = pytest.mark.model
 
@@ -23,8 +22,13 @@ def api(
     live_server: Callable[[Any], LiveServer], tiny_artifacts: Path, tmp_path: Path
 ) -> Iterator[httpx.Client]:
     settings = Settings.load(
-        environ={}, artifacts=tiny_artifacts, data_dir=tmp_path, max_body_bytes=20_000,
-        max_events_per_batch=50, max_query_chars=64, max_k=20,
+        environ={},
+        artifacts=tiny_artifacts,
+        data_dir=tmp_path,
+        max_body_bytes=20_000,
+        max_events_per_batch=50,
+        max_query_chars=64,
+        max_k=20,
     )
     server = live_server(create_app(settings))
     with server.client() as client:
@@ -42,11 +46,19 @@ def test_health_ready_and_openapi(api: httpx.Client) -> None:
     ready = api.get("/readyz").json()
     assert ready["products"] == 30 and ready["model_id"].endswith("all-MiniLM-L6-v2")
     spec = api.get("/openapi.json").json()
-    assert {"/v1/search", "/v1/products/{product_id}", "/v1/similar/{product_id}", "/v1/events"} <= set(spec["paths"])
+    assert {
+        "/v1/search",
+        "/v1/products/{product_id}",
+        "/v1/similar/{product_id}",
+        "/v1/events",
+    } <= set(spec["paths"])
 
 
 def test_search_finds_products_synonyms_typos_and_cjk(api: httpx.Client) -> None:
-    assert set(_ids(api.get("/v1/search", params={"q": "cordless drill", "k": 3}))) & {"T000", "T024"}
+    assert set(_ids(api.get("/v1/search", params={"q": "cordless drill", "k": 3}))) & {
+        "T000",
+        "T024",
+    }
     assert set(_ids(api.get("/v1/search", params={"q": "couch", "k": 2}))) <= {"T006", "T007"}
     assert set(_ids(api.get("/v1/search", params={"q": "cordles dril", "k": 2}))) & {"T000", "T024"}
     assert _ids(api.get("/v1/search", params={"q": "电钻", "k": 1})) == ["T024"]
@@ -77,7 +89,10 @@ def test_filters(api: httpx.Client) -> None:
         assert r.status_code == 200, r.text
         return list(r.json()["results"])
 
-    assert all(r["category"].startswith("Tools > Power Tools") for r in search(category="tools > power tools"))
+    assert all(
+        r["category"].startswith("Tools > Power Tools")
+        for r in search(category="tools > power tools")
+    )
     assert {r["brand"] for r in search(brand="IRONRIDGE")} == {"Ironridge"}
     assert all(10 <= r["price"] <= 100 for r in search(min_price=10, max_price=100))
     assert all(r["in_stock"] for r in search(in_stock="true"))
@@ -125,7 +140,9 @@ BAD_SEARCHES = [
 
 
 @pytest.mark.parametrize(("params", "status"), BAD_SEARCHES)
-def test_bad_search_requests_get_json_4xx(api: httpx.Client, params: dict[str, Any], status: int) -> None:
+def test_bad_search_requests_get_json_4xx(
+    api: httpx.Client, params: dict[str, Any], status: int
+) -> None:
     r = api.get("/v1/search", params=params)
     assert r.status_code == status, r.text
     body = r.json()
@@ -140,7 +157,10 @@ def test_bad_search_requests_get_json_4xx(api: httpx.Client, params: dict[str, A
         (b'{"events": []}', 422),
         (b'{"events": [{"user_id": "U", "item_id": "T000", "type": "like"}]}', 422),
         (b'{"events": [{"user_id": "", "item_id": "T000", "type": "click"}]}', 422),
-        (b'{"events": [{"user_id": "U", "item_id": "T000", "type": "click", "timestamp": -5}]}', 422),
+        (
+            b'{"events": [{"user_id": "U", "item_id": "T000", "type": "click", "timestamp": -5}]}',
+            422,
+        ),
         (b'{"events": [{"user_id": "U", "item_id": "T000", "type": "click", "extra": 1}]}', 422),
     ],
 )
@@ -153,7 +173,11 @@ def test_bad_event_batches_get_json_4xx(api: httpx.Client, payload: bytes, statu
 def test_too_many_events_and_too_large_bodies(api: httpx.Client) -> None:
     one = {"user_id": "U", "item_id": "T000", "type": "click"}
     assert api.post("/v1/events", json={"events": [one] * 51}).status_code == 422
-    big = b'{"events": [' + b",".join([b'{"user_id": "U", "item_id": "T000", "type": "click"}'] * 500) + b"]}"
+    big = (
+        b'{"events": ['
+        + b",".join([b'{"user_id": "U", "item_id": "T000", "type": "click"}'] * 500)
+        + b"]}"
+    )
     r = api.post("/v1/events", content=big, headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["error"] == "payload_too_large"
 
@@ -172,7 +196,9 @@ def test_unknown_routes_and_methods_are_json(api: httpx.Client) -> None:
     assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
 
 
-def test_not_ready_without_artifacts(live_server: Callable[[Any], LiveServer], tmp_path: Path) -> None:
+def test_not_ready_without_artifacts(
+    live_server: Callable[[Any], LiveServer], tmp_path: Path
+) -> None:
     settings = Settings.load(environ={}, artifacts=tmp_path / "missing", data_dir=tmp_path)
     with live_server(create_app(settings)).client() as client:
         _check_not_ready(client)

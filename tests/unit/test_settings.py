@@ -12,8 +12,14 @@ def test_defaults_are_valid() -> None:
 
 
 def test_environment_overrides_and_coercion(tmp_path: Path) -> None:
-    s = Settings.load(environ={"SHOPREC_MAX_K": "50", "SHOPREC_VERIFY_ARTIFACTS": "false",
-                               "SHOPREC_ARTIFACTS": str(tmp_path), "OTHER": "x"})
+    s = Settings.load(
+        environ={
+            "SHOPREC_MAX_K": "50",
+            "SHOPREC_VERIFY_ARTIFACTS": "false",
+            "SHOPREC_ARTIFACTS": str(tmp_path),
+            "OTHER": "x",
+        }
+    )
     assert s.max_k == 50 and s.verify_artifacts is False and s.artifacts == tmp_path
 
 

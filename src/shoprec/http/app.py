@@ -1,14 +1,13 @@
 """The ASGI app factory. Routes are built from the settings so that the OpenAPI spec
 documents the real limits (query length, ``k``, batch size)."""
 
-
 import logging
 import math
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import FastAPI, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -106,7 +105,9 @@ def _load_in_background(state: AppState) -> None:
     try:
         if settings.artifacts is None:
             raise NotReadyError("no artifacts configured (set SHOPREC_ARTIFACTS or --artifacts)")
-        bundle = load_bundle(settings.artifacts, check=settings.verify_artifacts, threads=settings.threads)
+        bundle = load_bundle(
+            settings.artifacts, check=settings.verify_artifacts, threads=settings.threads
+        )
         state.search = SearchService(
             bundle,
             lexical_candidates=settings.lexical_candidates,
@@ -149,11 +150,19 @@ def create_app(
     Price = Annotated[float | None, Query(ge=0, le=1e12, allow_inf_nan=False)]
     Filter = Annotated[str | None, Query(min_length=1, max_length=200)]
 
-    def hit_out(service: SearchService, pid: str, score: float, stages: dict[str, float] | None) -> HitOut:
+    def hit_out(
+        service: SearchService, pid: str, score: float, stages: dict[str, float] | None
+    ) -> HitOut:
         p = service.product(pid)
         return HitOut(
-            id=p.id, title=p.title, brand=p.brand, category=p.category, price=p.price,
-            in_stock=p.in_stock, score=score if math.isfinite(score) else 0.0, stages=stages,
+            id=p.id,
+            title=p.title,
+            brand=p.brand,
+            category=p.category,
+            price=p.price,
+            in_stock=p.in_stock,
+            score=score if math.isfinite(score) else 0.0,
+            stages=stages,
         )
 
     @app.get("/healthz", response_model=Health, tags=["ops"])
@@ -161,16 +170,24 @@ def create_app(
         """Alive (the process answers), whether or not artifacts are loaded."""
         return Health(status="ok", version=__version__)
 
-    @app.get("/readyz", response_model=Ready, tags=["ops"], responses={503: {"description": "not ready"}})
+    @app.get(
+        "/readyz", response_model=Ready, tags=["ops"], responses={503: {"description": "not ready"}}
+    )
     def readyz() -> Ready:
         """Ready: artifacts loaded and verified."""
         service = state.require()
         b = service.bundle
-        return Ready(status="ready", model_version=b.version, model_id=b.model_id, products=len(b.catalog))
+        return Ready(
+            status="ready", model_version=b.version, model_id=b.model_id, products=len(b.catalog)
+        )
 
-    @app.get("/v1/search", response_model=SearchOut, response_model_exclude_none=True, tags=["search"])
+    @app.get(
+        "/v1/search", response_model=SearchOut, response_model_exclude_none=True, tags=["search"]
+    )
     async def search_route(
-        q: Annotated[str, Query(min_length=1, max_length=s.max_query_chars, description="the query")],
+        q: Annotated[
+            str, Query(min_length=1, max_length=s.max_query_chars, description="the query")
+        ],
         k: Annotated[int, Query(ge=1, le=s.max_k)] = s.default_k,
         user_id: Annotated[str | None, Query(min_length=1, max_length=s.max_id_chars)] = None,
         category: Filter = None,
@@ -187,7 +204,13 @@ def create_app(
         if min_price is not None and max_price is not None and min_price > max_price:
             raise RequestError(f"min_price ({min_price}) is greater than max_price ({max_price})")
         service = state.require()
-        filters = Filters(category=category, brand=brand, min_price=min_price, max_price=max_price, in_stock=in_stock)
+        filters = Filters(
+            category=category,
+            brand=brand,
+            min_price=min_price,
+            max_price=max_price,
+            in_stock=in_stock,
+        )
         result = await run_in_threadpool(
             service.search, q, k=k, filters=filters, pipeline=pipeline, explain=explain
         )
@@ -197,18 +220,29 @@ def create_app(
             pipeline=result.pipeline,
             ranker=result.ranker,
             model_version=service.bundle.version,
-            results=[hit_out(service, h.product_id, h.score, dict(h.stages) if explain else None) for h in result.hits],
+            results=[
+                hit_out(service, h.product_id, h.score, dict(h.stages) if explain else None)
+                for h in result.hits
+            ],
             timings_ms={key: round(v, 3) for key, v in result.timings_ms.items()},
         )
 
-    @app.get("/v1/products/{product_id}", response_model=ProductOut, tags=["catalog"],
-             responses={404: {"description": "no such product"}})
+    @app.get(
+        "/v1/products/{product_id}",
+        response_model=ProductOut,
+        tags=["catalog"],
+        responses={404: {"description": "no such product"}},
+    )
     def product_route(product_id: IdStr) -> ProductOut:
         """One product by id."""
         return ProductOut(**product_to_json(state.require().product(product_id)))
 
-    @app.get("/v1/similar/{product_id}", response_model=SimilarOut, tags=["search"],
-             responses={404: {"description": "no such product"}})
+    @app.get(
+        "/v1/similar/{product_id}",
+        response_model=SimilarOut,
+        tags=["search"],
+        responses={404: {"description": "no such product"}},
+    )
     async def similar_route(
         product_id: IdStr, k: Annotated[int, Query(ge=1, le=s.max_k)] = s.default_k
     ) -> SimilarOut:
@@ -216,7 +250,9 @@ def create_app(
         service = state.require()
         hits = await run_in_threadpool(service.similar, product_id, k)
         return SimilarOut(
-            id=product_id, k=k, strategy="content",
+            id=product_id,
+            k=k,
+            strategy="content",
             results=[hit_out(service, h.product_id, h.score, None) for h in hits],
         )
 
@@ -232,15 +268,22 @@ def create_app(
         model_config = ConfigDict(extra="forbid")
         events: list[EventIn] = Field(min_length=1, max_length=s.max_events_per_batch)
 
-    @app.post("/v1/events", response_model=EventsAccepted, tags=["events"],
-              responses={413: {"description": "body too large"}})
+    @app.post(
+        "/v1/events",
+        response_model=EventsAccepted,
+        tags=["events"],
+        responses={413: {"description": "body too large"}},
+    )
     async def events_route(body: EventsIn) -> EventsAccepted:
         """Record a batch of user events (appended durably before the reply)."""
         now = wall_clock()
         batch = [
             Event(
-                user_id=e.user_id, item_id=e.item_id, type=e.type,
-                timestamp=e.timestamp if e.timestamp is not None else now, query=e.query,
+                user_id=e.user_id,
+                item_id=e.item_id,
+                type=e.type,
+                timestamp=e.timestamp if e.timestamp is not None else now,
+                query=e.query,
             )
             for e in body.events
         ]
@@ -258,5 +301,7 @@ def create_app(
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` and ``shoprec serve --workers N``: settings from env."""
     settings = Settings.load()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     return create_app(settings)

@@ -119,7 +119,9 @@ def write_manifest(
 def read_manifest(folder: Path) -> dict[str, Any]:
     path = Path(folder) / MANIFEST
     if not path.is_file():
-        raise ArtifactError(f"{folder}: no {MANIFEST}; not an artifacts folder (run `shoprec build`)")
+        raise ArtifactError(
+            f"{folder}: no {MANIFEST}; not an artifacts folder (run `shoprec build`)"
+        )
     try:
         manifest: dict[str, Any] = json.loads(path.read_text())
     except ValueError as exc:
@@ -134,9 +136,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     return manifest
 
 
-def verify(
-    folder: Path, *, progress: Callable[[str], None] | None = None
-) -> dict[str, Any]:
+def verify(folder: Path, *, progress: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Check every file against the manifest; return the manifest or raise IntegrityError."""
     folder = Path(folder)
     manifest = read_manifest(folder)

@@ -121,9 +121,7 @@ class CatalogArrays:
             return None
         mask = np.ones(len(self.products), dtype=np.bool_)
         if filters.category is not None:
-            want = " > ".join(
-                normalize(c) for c in filters.category.split(">") if c.strip()
-            )
+            want = " > ".join(normalize(c) for c in filters.category.split(">") if c.strip())
             exact = self.category_norm == want
             prefix = np.char.startswith(self.category_norm, want + " > ")
             mask &= exact | prefix
@@ -179,7 +177,9 @@ def load_bundle(folder: str | Path, *, check: bool = True, threads: int | None =
         for line in f:
             if line.strip():
                 products.append(product_from_json(json.loads(line)))
-    popularity = np.load(path("popularity.npy"), allow_pickle=False) if "popularity.npy" in files else None
+    popularity = (
+        np.load(path("popularity.npy"), allow_pickle=False) if "popularity.npy" in files else None
+    )
     catalog = CatalogArrays.from_products(products, popularity)
     embeddings = np.load(path("embeddings.npy"), mmap_mode="r", allow_pickle=False)
     if embeddings.shape[0] != len(products):

@@ -46,6 +46,8 @@ class BuildOptions:
     dense_candidates: int = 100
     seed: int = 0
     threads: int | None = None
+    int8: bool = False
+    max_train_queries: int = 4000
 
 
 def default_cache_dir() -> Path:
@@ -75,6 +77,22 @@ def ensure_teacher_encoder(cache_dir: Path | None = None) -> Path:
         return export_teacher(folder)
 
 
+def ensure_int8_teacher(cache_dir: Path | None = None) -> Path:
+    """The teacher with int8 dynamic quantisation (per-channel), made once from the fp32 export."""
+    fp32 = ensure_teacher_encoder(cache_dir)
+    folder = fp32.with_name(fp32.name + "-int8")
+    if (folder / "model.onnx").is_file() and (folder / "encoder.json").is_file():
+        return folder
+    with (folder.parent / ".export.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (folder / "model.onnx").is_file():
+            from shoprec.optimize.quantize import quantize_encoder
+
+            log.info("quantising the teacher encoder to int8 once, into %s", folder)
+            quantize_encoder(fp32, folder)
+    return folder
+
+
 def popularity_from_events(
     events: Sequence[Event], index_of: dict[str, int], n: int
 ) -> npt.NDArray[np.float32]:
@@ -102,7 +120,10 @@ def build(
         raise DataError("no products to build from")
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
-    enc_src = Path(encoder_dir) if encoder_dir else ensure_teacher_encoder()
+    if encoder_dir:
+        enc_src = Path(encoder_dir)
+    else:
+        enc_src = ensure_int8_teacher() if options.int8 else ensure_teacher_encoder()
     with artifacts.write_artifacts(Path(out)) as tmp:
         t = time.perf_counter()
         shutil.copytree(enc_src, tmp / "encoder")
@@ -165,8 +186,12 @@ def build(
             )
             try:
                 ranker, ranker_metrics = train_ranker(
-                    service, gains, seed=options.seed, progress=progress,
+                    service,
+                    gains,
+                    seed=options.seed,
+                    progress=progress,
                     threads=options.threads or 0,
+                    max_queries=options.max_train_queries,
                 )
             except ValueError as exc:
                 log.warning("ranker not trained: %s", exc)

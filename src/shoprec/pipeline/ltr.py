@@ -96,6 +96,7 @@ def train_ranker(
     valid_fraction: float = 0.1,
     seed: int = 0,
     num_boost_round: int = 600,
+    max_queries: int | None = 4000,
     progress: bool = False,
     threads: int = 0,
 ) -> tuple[Ranker, dict[str, Any]]:
@@ -104,6 +105,10 @@ def train_ranker(
     if len(queries) < 10:
         raise ValueError(f"too few queries with a positive gain to train a ranker: {len(queries)}")
     rng = np.random.default_rng(seed)
+    if max_queries is not None and len(queries) > max_queries:
+        # Beyond a few thousand queries the ranker gains little and training time grows.
+        keep = rng.choice(len(queries), size=max_queries, replace=False)
+        queries = [queries[i] for i in sorted(keep)]
     perm = rng.permutation(len(queries))
     n_valid = max(1, int(len(queries) * valid_fraction))
     valid_q = [queries[i] for i in perm[:n_valid]]
@@ -133,7 +138,11 @@ def train_ranker(
         x_tr, _labels(y_tr, max_gain), group=g_tr, feature_name=list(FEATURE_NAMES)
     )
     dvalid = lightgbm.Dataset(
-        x_va, _labels(y_va, max_gain), group=g_va, reference=dtrain, feature_name=list(FEATURE_NAMES)
+        x_va,
+        _labels(y_va, max_gain),
+        group=g_va,
+        reference=dtrain,
+        feature_name=list(FEATURE_NAMES),
     )
     booster = lightgbm.train(
         params,

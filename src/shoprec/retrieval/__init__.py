@@ -1,1 +1,1 @@
-"""Candidate retrieval: lexical (BM25), vector (FAISS) and exact (brute force, the test reference)."""
+"""Candidate retrieval: lexical (BM25 over bm25s) and vector (FAISS)."""

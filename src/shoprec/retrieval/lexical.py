@@ -90,4 +90,3 @@ class LexicalIndex:
         if token not in self._vocab:
             return np.zeros(len(rows), dtype=np.float32)
         return np.asarray(self._model.get_scores([token]), dtype=np.float32)[rows]
-

@@ -1,0 +1,1 @@
+"""Model optimisation: quantisation (and later distillation, pruning), offline only."""

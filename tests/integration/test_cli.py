@@ -1,0 +1,126 @@
+"""The CLI contracts, run as a user would run them (subprocesses)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from shoprec.models import artifacts
+from tinyshop import tiny_judgments, tiny_products
+
+pytestmark = pytest.mark.model
+
+
+def shoprec(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shoprec.cli", *args], capture_output=True, text=True, check=check
+    )
+
+
+def _write_products_csv(path: Path, extra_rows: list[list[str]] | None = None) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["sku", "name", "brand", "category", "price", "in_stock"])
+        for p in tiny_products():
+            w.writerow([p.id, p.title, p.brand, p.category, p.price, str(p.in_stock).lower()])
+        for row in extra_rows or []:
+            w.writerow(row)
+
+
+def _write_judgments(path: Path) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["query", "product_id", "relevance"])
+        for j in tiny_judgments():
+            w.writerow([j.query, j.product_id, j.relevance])
+
+
+def test_build_eval_search_and_refusals(tmp_path: Path, teacher_dir: Path) -> None:
+    products, judgments, out = tmp_path / "p.csv", tmp_path / "j.csv", tmp_path / "art"
+    _write_products_csv(products)
+    _write_judgments(judgments)
+    r = shoprec(
+        "build",
+        "--products",
+        str(products),
+        "--map",
+        "id=sku",
+        "--map",
+        "title=name",
+        "--out",
+        str(out),
+        "--encoder",
+        str(teacher_dir),
+        "--quiet",
+    )
+    assert r.returncode == 0, r.stderr
+    manifest = artifacts.verify(out)
+    assert manifest["metrics"]["products"] == 30
+    assert manifest["model_id"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+    r = shoprec("eval", "search", "--artifacts", str(out), "--judgments", str(judgments), "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    for key in ("ndcg@10", "recall@100", "mrr", "queries", "skipped", "p50_ms", "p99_ms"):
+        assert key in result
+    assert result["queries"] == 4 and result["skipped"] == 1
+    assert result["ndcg@10"] > 0.5
+
+    r = shoprec("search", "--artifacts", str(out), "couch", "-k", "2")
+    assert r.returncode == 0 and "Comfy" in r.stdout
+
+    # A bad row names the file and line, and the failed build leaves the artifacts intact.
+    bad = tmp_path / "bad.csv"
+    _write_products_csv(bad, [["X1", "Broken price", "B", "C", "cheap", "true"]])
+    r = shoprec(
+        "build",
+        "--products",
+        str(bad),
+        "--map",
+        "id=sku",
+        "--map",
+        "title=name",
+        "--out",
+        str(out),
+        "--encoder",
+        str(teacher_dir),
+        "--quiet",
+        check=False,
+    )
+    assert r.returncode == 2
+    assert f"{bad}:32" in r.stderr and "price" in r.stderr
+    assert artifacts.verify(out)["metrics"]["products"] == 30
+
+    # Tampering is refused at load with a clear message.
+    (out / "catalog.jsonl").write_text((out / "catalog.jsonl").read_text().replace("Comfy", "Evil"))
+    r = shoprec("search", "--artifacts", str(out), "couch", check=False)
+    assert r.returncode == 2 and "checksum mismatch for catalog.jsonl" in r.stderr
+
+
+def test_skip_bad_rows_reports_them(tmp_path: Path, teacher_dir: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    _write_products_csv(
+        bad, [["X1", "", "B", "C", "1", "true"], ["T000", "dup", "B", "C", "1", "true"]]
+    )
+    r = shoprec(
+        "build",
+        "--products",
+        str(bad),
+        "--map",
+        "id=sku",
+        "--map",
+        "title=name",
+        "--out",
+        str(tmp_path / "a"),
+        "--encoder",
+        str(teacher_dir),
+        "--quiet",
+        "--skip-bad-rows",
+    )
+    assert r.returncode == 0, r.stderr
+    assert "1 duplicates, 1 skipped" in r.stderr and f"{bad}:32" in r.stderr
