@@ -17,9 +17,7 @@ pytestmark = pytest.mark.model
 
 
 def shoprec(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shoprec.cli", *args], capture_output=True, text=True, check=check
-    )
+    return subprocess.run([sys.executable, "-m", "shoprec.cli", *args], capture_output=True, text=True, check=check)
 
 
 def _write_products_csv(path: Path, extra_rows: list[list[str]] | None = None) -> None:
@@ -104,9 +102,7 @@ def test_build_eval_search_and_refusals(tmp_path: Path, teacher_dir: Path) -> No
 
 def test_skip_bad_rows_reports_them(tmp_path: Path, teacher_dir: Path) -> None:
     bad = tmp_path / "bad.csv"
-    _write_products_csv(
-        bad, [["X1", "", "B", "C", "1", "true"], ["T000", "dup", "B", "C", "1", "true"]]
-    )
+    _write_products_csv(bad, [["X1", "", "B", "C", "1", "true"], ["T000", "dup", "B", "C", "1", "true"]])
     r = shoprec(
         "build",
         "--products",

@@ -18,9 +18,7 @@ pytestmark = pytest.mark.model
 
 
 @pytest.fixture
-def api(
-    live_server: Callable[[Any], LiveServer], tiny_artifacts: Path, tmp_path: Path
-) -> Iterator[httpx.Client]:
+def api(live_server: Callable[[Any], LiveServer], tiny_artifacts: Path, tmp_path: Path) -> Iterator[httpx.Client]:
     settings = Settings.load(
         environ={},
         artifacts=tiny_artifacts,
@@ -89,10 +87,7 @@ def test_filters(api: httpx.Client) -> None:
         assert r.status_code == 200, r.text
         return list(r.json()["results"])
 
-    assert all(
-        r["category"].startswith("Tools > Power Tools")
-        for r in search(category="tools > power tools")
-    )
+    assert all(r["category"].startswith("Tools > Power Tools") for r in search(category="tools > power tools"))
     assert {r["brand"] for r in search(brand="IRONRIDGE")} == {"Ironridge"}
     assert all(10 <= r["price"] <= 100 for r in search(min_price=10, max_price=100))
     assert all(r["in_stock"] for r in search(in_stock="true"))
@@ -140,9 +135,7 @@ BAD_SEARCHES = [
 
 
 @pytest.mark.parametrize(("params", "status"), BAD_SEARCHES)
-def test_bad_search_requests_get_json_4xx(
-    api: httpx.Client, params: dict[str, Any], status: int
-) -> None:
+def test_bad_search_requests_get_json_4xx(api: httpx.Client, params: dict[str, Any], status: int) -> None:
     r = api.get("/v1/search", params=params)
     assert r.status_code == status, r.text
     body = r.json()
@@ -173,11 +166,7 @@ def test_bad_event_batches_get_json_4xx(api: httpx.Client, payload: bytes, statu
 def test_too_many_events_and_too_large_bodies(api: httpx.Client) -> None:
     one = {"user_id": "U", "item_id": "T000", "type": "click"}
     assert api.post("/v1/events", json={"events": [one] * 51}).status_code == 422
-    big = (
-        b'{"events": ['
-        + b",".join([b'{"user_id": "U", "item_id": "T000", "type": "click"}'] * 500)
-        + b"]}"
-    )
+    big = b'{"events": [' + b",".join([b'{"user_id": "U", "item_id": "T000", "type": "click"}'] * 500) + b"]}"
     r = api.post("/v1/events", content=big, headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["error"] == "payload_too_large"
 
@@ -196,9 +185,7 @@ def test_unknown_routes_and_methods_are_json(api: httpx.Client) -> None:
     assert r.status_code == 405 and r.json()["error"] == "method_not_allowed"
 
 
-def test_not_ready_without_artifacts(
-    live_server: Callable[[Any], LiveServer], tmp_path: Path
-) -> None:
+def test_not_ready_without_artifacts(live_server: Callable[[Any], LiveServer], tmp_path: Path) -> None:
     settings = Settings.load(environ={}, artifacts=tmp_path / "missing", data_dir=tmp_path)
     with live_server(create_app(settings)).client() as client:
         _check_not_ready(client)
@@ -213,3 +200,21 @@ def _check_not_ready(client: httpx.Client) -> None:
         r = client.get("/v1/search", params={"q": "drill"})
     assert r.status_code == 503 and r.headers["retry-after"]
     assert client.get("/readyz").status_code == 503
+
+
+def test_events_personalize_and_survive_restart(
+    live_server: Callable[[Any], LiveServer], tiny_artifacts: Path, tmp_path: Path
+) -> None:
+    settings = Settings.load(environ={}, artifacts=tiny_artifacts, data_dir=tmp_path)
+    params = {"q": "drill", "k": 5, "user_id": "shopper-new"}
+    with live_server(create_app(settings)).client() as first:
+        wait_ready(first)
+        assert first.get("/v1/search", params=params).json()["personalized"] is False
+        events = [{"user_id": "shopper-new", "item_id": "T001", "type": "purchase"}]
+        assert first.post("/v1/events", json={"events": events}).status_code == 200
+        assert first.get("/v1/search", params=params).json()["personalized"] is True
+    with live_server(create_app(settings)).client() as second:  # a restarted service
+        wait_ready(second)
+        body = second.get("/v1/search", params=params).json()
+        assert body["personalized"] is True
+        assert second.get("/v1/search", params={**params, "user_id": "other"}).json()["personalized"] is False

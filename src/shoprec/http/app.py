@@ -55,6 +55,7 @@ class SearchOut(BaseModel):
     k: int
     pipeline: str
     ranker: str
+    personalized: bool
     model_version: str
     results: list[HitOut]
     timings_ms: dict[str, float]
@@ -105,14 +106,16 @@ def _load_in_background(state: AppState) -> None:
     try:
         if settings.artifacts is None:
             raise NotReadyError("no artifacts configured (set SHOPREC_ARTIFACTS or --artifacts)")
-        bundle = load_bundle(
-            settings.artifacts, check=settings.verify_artifacts, threads=settings.threads
-        )
-        state.search = SearchService(
+        bundle = load_bundle(settings.artifacts, check=settings.verify_artifacts, threads=settings.threads)
+        service = SearchService(
             bundle,
             lexical_candidates=settings.lexical_candidates,
             dense_candidates=settings.dense_candidates,
         )
+        read = getattr(state.events, "read", None)
+        if read is not None:  # events posted before a restart are reflected after it
+            service.users.add(read())
+        state.search = service
     except Exception as exc:  # reported by /readyz and every request; the process stays up
         state.load_error = str(exc)
         log.error("could not load artifacts: %s", exc)
@@ -130,6 +133,8 @@ def create_app(
     sink = events or JsonlEventLog(settings.data_dir / "events.jsonl")
     state = AppState(settings, sink)
     state.search = search
+    if search is not None and hasattr(sink, "read"):
+        search.users.add(sink.read())
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -150,9 +155,7 @@ def create_app(
     Price = Annotated[float | None, Query(ge=0, le=1e12, allow_inf_nan=False)]
     Filter = Annotated[str | None, Query(min_length=1, max_length=200)]
 
-    def hit_out(
-        service: SearchService, pid: str, score: float, stages: dict[str, float] | None
-    ) -> HitOut:
+    def hit_out(service: SearchService, pid: str, score: float, stages: dict[str, float] | None) -> HitOut:
         p = service.product(pid)
         return HitOut(
             id=p.id,
@@ -170,24 +173,16 @@ def create_app(
         """Alive (the process answers), whether or not artifacts are loaded."""
         return Health(status="ok", version=__version__)
 
-    @app.get(
-        "/readyz", response_model=Ready, tags=["ops"], responses={503: {"description": "not ready"}}
-    )
+    @app.get("/readyz", response_model=Ready, tags=["ops"], responses={503: {"description": "not ready"}})
     def readyz() -> Ready:
         """Ready: artifacts loaded and verified."""
         service = state.require()
         b = service.bundle
-        return Ready(
-            status="ready", model_version=b.version, model_id=b.model_id, products=len(b.catalog)
-        )
+        return Ready(status="ready", model_version=b.version, model_id=b.model_id, products=len(b.catalog))
 
-    @app.get(
-        "/v1/search", response_model=SearchOut, response_model_exclude_none=True, tags=["search"]
-    )
+    @app.get("/v1/search", response_model=SearchOut, response_model_exclude_none=True, tags=["search"])
     async def search_route(
-        q: Annotated[
-            str, Query(min_length=1, max_length=s.max_query_chars, description="the query")
-        ],
+        q: Annotated[str, Query(min_length=1, max_length=s.max_query_chars, description="the query")],
         k: Annotated[int, Query(ge=1, le=s.max_k)] = s.default_k,
         user_id: Annotated[str | None, Query(min_length=1, max_length=s.max_id_chars)] = None,
         category: Filter = None,
@@ -212,18 +207,16 @@ def create_app(
             in_stock=in_stock,
         )
         result = await run_in_threadpool(
-            service.search, q, k=k, filters=filters, pipeline=pipeline, explain=explain
+            service.search, q, k=k, filters=filters, pipeline=pipeline, explain=explain, user_id=user_id
         )
         return SearchOut(
             query=q,
             k=k,
             pipeline=result.pipeline,
             ranker=result.ranker,
+            personalized=result.personalized,
             model_version=service.bundle.version,
-            results=[
-                hit_out(service, h.product_id, h.score, dict(h.stages) if explain else None)
-                for h in result.hits
-            ],
+            results=[hit_out(service, h.product_id, h.score, dict(h.stages) if explain else None) for h in result.hits],
             timings_ms={key: round(v, 3) for key, v in result.timings_ms.items()},
         )
 
@@ -243,9 +236,7 @@ def create_app(
         tags=["search"],
         responses={404: {"description": "no such product"}},
     )
-    async def similar_route(
-        product_id: IdStr, k: Annotated[int, Query(ge=1, le=s.max_k)] = s.default_k
-    ) -> SimilarOut:
+    async def similar_route(product_id: IdStr, k: Annotated[int, Query(ge=1, le=s.max_k)] = s.default_k) -> SimilarOut:
         """Products similar to one product (content similarity of their embeddings)."""
         service = state.require()
         hits = await run_in_threadpool(service.similar, product_id, k)
@@ -292,6 +283,8 @@ def create_app(
             index_of = state.search.bundle.catalog.index_of
             unknown = sorted({e.item_id for e in batch if e.item_id not in index_of})
         n = await run_in_threadpool(state.events.append, batch)
+        if state.search is not None:  # near-line: the next request already sees these
+            state.search.users.add(batch)
         return EventsAccepted(accepted=n, unknown_items=unknown[:100])
 
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=s.max_body_bytes)
@@ -301,7 +294,5 @@ def create_app(
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` and ``shoprec serve --workers N``: settings from env."""
     settings = Settings.load()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return create_app(settings)

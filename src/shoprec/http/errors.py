@@ -29,9 +29,7 @@ _HTTP_CODES = {
 }
 
 
-def error_response(
-    status: int, code: str, detail: Any, headers: dict[str, str] | None = None
-) -> JSONResponse:
+def error_response(status: int, code: str, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": code, "detail": detail}, status_code=status, headers=headers)
 
 

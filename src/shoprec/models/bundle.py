@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from shoprec.models.encoder import OnnxEncoder
 from shoprec.models.ranker import Ranker
 from shoprec.retrieval.lexical import LexicalIndex, analyze
 from shoprec.retrieval.vector import VectorIndex
-from shoprec.types import Filters, Product
+from shoprec.types import Event, Filters, Product
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,20 @@ def product_to_json(p: Product) -> dict[str, Any]:
         "in_stock": p.in_stock,
         "attributes": dict(p.attributes),
     }
+
+
+def read_events_jsonl(path: Path) -> Iterator[Event]:
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                d = json.loads(line)
+                yield Event(
+                    user_id=str(d["user_id"]),
+                    item_id=str(d["item_id"]),
+                    type=d["type"],
+                    timestamp=float(d["timestamp"]),
+                    query=d.get("query"),
+                )
 
 
 def product_from_json(d: Mapping[str, Any]) -> Product:
@@ -95,21 +109,11 @@ class CatalogArrays:
             titles=[p.title for p in prods],
             title_lengths=np.asarray([len(analyze(p.title)) for p in prods], dtype=np.float32),
             brands_norm=[normalize(p.brand) for p in prods],
-            category_norm=np.asarray(
-                [" > ".join(normalize(c) for c in p.category_path) for p in prods], dtype=np.str_
-            ),
-            category_tokens=[
-                frozenset(normalize(p.category.replace(">", " ")).split()) for p in prods
-            ],
-            price=np.asarray(
-                [np.nan if p.price is None else p.price for p in prods], dtype=np.float32
-            ),
+            category_norm=np.asarray([" > ".join(normalize(c) for c in p.category_path) for p in prods], dtype=np.str_),
+            category_tokens=[frozenset(normalize(p.category.replace(">", " ")).split()) for p in prods],
+            price=np.asarray([np.nan if p.price is None else p.price for p in prods], dtype=np.float32),
             in_stock=np.asarray([p.in_stock for p in prods], dtype=np.bool_),
-            popularity=(
-                popularity.astype(np.float32)
-                if popularity is not None
-                else np.zeros(n, dtype=np.float32)
-            ),
+            popularity=(popularity.astype(np.float32) if popularity is not None else np.zeros(n, dtype=np.float32)),
         )
 
     def __len__(self) -> int:
@@ -150,6 +154,7 @@ class Bundle:
     embeddings: npt.NDArray[np.float32]
     encoder: OnnxEncoder
     ranker: Ranker | None
+    user_events: list[Event] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -177,16 +182,13 @@ def load_bundle(folder: str | Path, *, check: bool = True, threads: int | None =
         for line in f:
             if line.strip():
                 products.append(product_from_json(json.loads(line)))
-    popularity = (
-        np.load(path("popularity.npy"), allow_pickle=False) if "popularity.npy" in files else None
-    )
+    popularity = np.load(path("popularity.npy"), allow_pickle=False) if "popularity.npy" in files else None
     catalog = CatalogArrays.from_products(products, popularity)
     embeddings = np.load(path("embeddings.npy"), mmap_mode="r", allow_pickle=False)
     if embeddings.shape[0] != len(products):
-        raise ArtifactError(
-            f"{folder}: embeddings.npy has {embeddings.shape[0]} rows for {len(products)} products"
-        )
+        raise ArtifactError(f"{folder}: embeddings.npy has {embeddings.shape[0]} rows for {len(products)} products")
     ranker = Ranker.load(path("ranker.txt")) if "ranker.txt" in files else None
+    user_events = list(read_events_jsonl(path("user_events.jsonl"))) if "user_events.jsonl" in files else []
     encoder = OnnxEncoder(artifacts.safe_path(folder, "encoder"), threads=threads)
     bundle = Bundle(
         folder=folder,
@@ -198,6 +200,7 @@ def load_bundle(folder: str | Path, *, check: bool = True, threads: int | None =
         embeddings=embeddings,
         encoder=encoder,
         ranker=ranker,
+        user_events=user_events,
     )
     log.info(
         "loaded artifacts %s: %d products, encoder %s on %s, ranker %s",

@@ -20,11 +20,12 @@ import numpy.typing as npt
 from shoprec.core.fusion import minmax, rrf
 from shoprec.core.text import char_ngrams, normalize
 from shoprec.errors import ArtifactError
+from shoprec.models.users import USER_FEATURE_NAMES
 
 if TYPE_CHECKING:
     import lightgbm
 
-FEATURE_NAMES: tuple[str, ...] = (
+BASE_FEATURE_NAMES: tuple[str, ...] = (
     "bm25",
     "bm25_rel",
     "bm25_rank_log",
@@ -49,6 +50,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "price_log",
     "in_stock",
 )
+FEATURE_NAMES: tuple[str, ...] = BASE_FEATURE_NAMES + USER_FEATURE_NAMES
 
 MISSING_RANK = 1000.0
 
@@ -104,10 +106,19 @@ def compute_features(
     popularity: npt.NDArray[np.float32],
     price: npt.NDArray[np.float32],
     in_stock: npt.NDArray[np.bool_],
+    user_features: npt.NDArray[np.float32] | None = None,
 ) -> npt.NDArray[np.float32]:
-    """A ``[len(cand.rows), len(FEATURE_NAMES)]`` float32 matrix (NaN where unknown)."""
+    """A ``[len(cand.rows), len(FEATURE_NAMES)]`` float32 matrix (NaN where unknown).
+
+    ``user_features`` are the personal columns (:data:`USER_FEATURE_NAMES`); NaN without a user.
+    """
     n = len(cand.rows)
     f = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float32)
+    nb = len(BASE_FEATURE_NAMES)
+    if user_features is not None:
+        f[:, nb:] = user_features
+    else:
+        f[:, nb:] = np.nan
     if n == 0:
         return f
     rows = cand.rows
@@ -161,9 +172,7 @@ def compute_features(
 DENSE_FUSION_WEIGHT = 0.3
 
 
-def fusion_scores(
-    cand: CandidateSet, dense_weight: float = DENSE_FUSION_WEIGHT
-) -> npt.NDArray[np.float32]:
+def fusion_scores(cand: CandidateSet, dense_weight: float = DENSE_FUSION_WEIGHT) -> npt.NDArray[np.float32]:
     """The untrained ranker: a convex blend of min-max normalised BM25 and cosine scores.
 
     The weight was chosen on Home Depot judgments (docs/BENCHMARKS.md): min-max blending
@@ -171,9 +180,7 @@ def fusion_scores(
     """
     if len(cand.rows) == 0:
         return np.zeros(0, dtype=np.float32)
-    return ((1 - dense_weight) * minmax(cand.bm25) + dense_weight * minmax(cand.dense)).astype(
-        np.float32
-    )
+    return ((1 - dense_weight) * minmax(cand.bm25) + dense_weight * minmax(cand.dense)).astype(np.float32)
 
 
 class Ranker:

@@ -27,7 +27,7 @@ from shoprec.models.bundle import (
     product_to_json,
 )
 from shoprec.models.encoder import OnnxEncoder
-from shoprec.pipeline.ltr import gains_from_events, gains_from_judgments, train_ranker
+from shoprec.pipeline.ltr import Group, groups_from_events, groups_from_judgments, train_ranker
 from shoprec.retrieval.lexical import LexicalIndex
 from shoprec.retrieval.vector import DEFAULT_EXACT_MAX, VectorIndex
 from shoprec.serving.search import SearchService
@@ -47,6 +47,7 @@ class BuildOptions:
     seed: int = 0
     threads: int | None = None
     int8: bool = False
+    personalize: bool = True
     max_train_queries: int = 4000
 
 
@@ -93,9 +94,7 @@ def ensure_int8_teacher(cache_dir: Path | None = None) -> Path:
     return folder
 
 
-def popularity_from_events(
-    events: Sequence[Event], index_of: dict[str, int], n: int
-) -> npt.NDArray[np.float32]:
+def popularity_from_events(events: Sequence[Event], index_of: dict[str, int], n: int) -> npt.NDArray[np.float32]:
     pop = np.zeros(n, dtype=np.float32)
     for e in events:
         i = index_of.get(e.item_id)
@@ -171,13 +170,19 @@ def build(
             ranker=None,
         )
         ranker_metrics: dict[str, Any] = {"trained_from": "none (untrained fusion)"}
-        gains: dict[str, dict[str, float]] = {}
+        groups: list[Group] = []
         source = "none"
         if judgments:
-            gains, source = gains_from_judgments(judgments), "judgments"
+            groups, source = groups_from_judgments(judgments), "judgments"
         elif events:
-            gains, source = gains_from_events(events), "events"
-        if gains:
+            groups, source = groups_from_events(events), "events"
+        if events:
+            from shoprec.adapters.eventlog import event_to_json
+
+            with (tmp / "user_events.jsonl").open("w", encoding="utf-8") as f:
+                for e in events:
+                    f.write(json.dumps(event_to_json(e), ensure_ascii=False) + "\n")
+        if groups:
             t = time.perf_counter()
             service = SearchService(
                 bundle,
@@ -187,7 +192,9 @@ def build(
             try:
                 ranker, ranker_metrics = train_ranker(
                     service,
-                    gains,
+                    groups,
+                    history=events,
+                    personalize=options.personalize,
                     seed=options.seed,
                     progress=progress,
                     threads=options.threads or 0,

@@ -15,7 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from shoprec.core.metrics import ndcg_at_k, percentile_ms, recall_at_k, reciprocal_rank
-from shoprec.pipeline.ltr import gains_from_judgments
+from shoprec.pipeline.ltr import Group, gains_from_judgments
 from shoprec.serving.search import Pipeline, SearchService
 from shoprec.types import Judgment
 
@@ -60,3 +60,29 @@ def evaluate_search(
     if per_query:
         out["per_query"] = rows
     return out
+
+
+def evaluate_groups(
+    service: SearchService,
+    groups: Sequence[Group],
+    *,
+    personalize: bool = True,
+    k: int = 10,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """NDCG@k / MRR of the full pipeline on (user, query) sessions whose gains are what the
+    user actually clicked, carted or bought. With ``personalize`` the user's profile (from
+    the history the service holds) feeds the ranker; without, the same ranker sees no user."""
+    nd: list[float] = []
+    rr: list[float] = []
+    for g in tqdm(groups, desc="eval sessions", disable=not progress, unit="session"):
+        res = service.search(g.query, k=max(k, 10), pipeline="full", user_id=g.user_id if personalize else None)
+        ranked = [h.product_id for h in res.hits]
+        nd.append(ndcg_at_k(ranked, g.gains, k))
+        rr.append(reciprocal_rank(ranked, g.gains))
+    return {
+        f"ndcg@{k}": round(float(np.mean(nd)), 4) if nd else 0.0,
+        "mrr": round(float(np.mean(rr)), 4) if rr else 0.0,
+        "sessions": len(nd),
+        "personalized": personalize,
+    }

@@ -24,6 +24,7 @@ from shoprec.core.text import char_ngrams, normalize
 from shoprec.errors import NotFoundError
 from shoprec.models.bundle import Bundle
 from shoprec.models.ranker import CandidateSet, QueryContext, compute_features, fusion_scores
+from shoprec.models.users import UserProfile, UserProfiles
 from shoprec.retrieval.lexical import analyze
 from shoprec.types import Filters, FloatArray, Hit, Product
 
@@ -37,6 +38,7 @@ class SearchResult:
     pipeline: Pipeline
     ranker: str
     timings_ms: dict[str, float] = field(default_factory=dict)
+    personalized: bool = False
 
 
 def query_context(bundle: Bundle, query: str) -> QueryContext:
@@ -75,6 +77,9 @@ class SearchService:
         self.lexical_candidates = lexical_candidates
         self.dense_candidates = dense_candidates
         self._clock = clock
+        c = bundle.catalog
+        self.users = UserProfiles(c.index_of, c.brands_norm, c.category_norm, c.price, bundle.embeddings)
+        self.users.add(sorted(bundle.user_events, key=lambda e: e.timestamp))
 
     # --- products -------------------------------------------------------------------
     def product(self, product_id: str) -> Product:
@@ -151,8 +156,15 @@ class SearchService:
             token_in_text=token_in_text,
         )
 
-    def features(self, ctx: QueryContext, cand: CandidateSet) -> npt.NDArray[np.float32]:
+    def features(
+        self,
+        ctx: QueryContext,
+        cand: CandidateSet,
+        user: UserProfile | None = None,
+        users: UserProfiles | None = None,
+    ) -> npt.NDArray[np.float32]:
         c = self.bundle.catalog
+        user_features = (users or self.users).features(user, cand.rows)
         return compute_features(
             ctx,
             cand,
@@ -163,6 +175,7 @@ class SearchService:
             popularity=c.popularity,
             price=c.price,
             in_stock=c.in_stock,
+            user_features=user_features,
         )
 
     def search(
@@ -174,6 +187,7 @@ class SearchService:
         pipeline: Pipeline = "full",
         explain: bool = False,
         qvec: FloatArray | None = None,
+        user_id: str | None = None,
     ) -> SearchResult:
         filters = filters or Filters()
         clock = self._clock
@@ -205,7 +219,7 @@ class SearchService:
             ranker_name = "fusion"
         else:
             t = clock()
-            feats = self.features(ctx, cand)
+            feats = self.features(ctx, cand, self.users.get(user_id))
             scores = self.bundle.ranker.predict(feats)
             timings["rank_ms"] = (clock() - t) * 1000
             ranker_name = "learned"
@@ -228,7 +242,10 @@ class SearchService:
                 }
             hits.append(Hit(products[row].id, float(scores[j]), stages))
         timings["total_ms"] = (clock() - t0) * 1000
-        return SearchResult(hits=hits, pipeline=pipeline, ranker=ranker_name, timings_ms=timings)
+        personalized = user_id is not None and ranker_name == "learned" and self.users.get(user_id) is not None
+        return SearchResult(
+            hits=hits, pipeline=pipeline, ranker=ranker_name, timings_ms=timings, personalized=personalized
+        )
 
 
 def _rank_or_none(r: float) -> float:
