@@ -72,17 +72,13 @@ def cmd_build(args: argparse.Namespace) -> int:
     from shoprec.catalog.loaders import load_events, load_judgments, load_products
     from shoprec.pipeline.build import BuildOptions, build
 
-    products, rep = load_products(
-        args.products, columns=_column_map(args.map), skip_bad_rows=args.skip_bad_rows
-    )
+    products, rep = load_products(args.products, columns=_column_map(args.map), skip_bad_rows=args.skip_bad_rows)
     _report(rep)
     events: list[Any] = []
     judgments: list[Any] = []
     inputs: dict[str, Any] = {"products": str(args.products)}
     if args.events:
-        events, rep = load_events(
-            args.events, columns=_column_map(args.event_map), skip_bad_rows=args.skip_bad_rows
-        )
+        events, rep = load_events(args.events, columns=_column_map(args.event_map), skip_bad_rows=args.skip_bad_rows)
         _report(rep)
         inputs["events"] = str(args.events)
     if args.train_judgments:
@@ -168,9 +164,7 @@ def cmd_eval_search(args: argparse.Namespace) -> int:
     _report(rep)
     service = _service(args.artifacts)
     pipelines = [args.pipeline] if args.pipeline != "all" else ["bm25", "dense", "hybrid", "full"]
-    results = [
-        evaluate_search(service, judgments, pipeline=p, progress=not args.json) for p in pipelines
-    ]
+    results = [evaluate_search(service, judgments, pipeline=p, progress=not args.json) for p in pipelines]
     cols = ["pipeline", "ndcg@10", "recall@100", "mrr", "queries", "skipped", "p50_ms", "p99_ms"]
     print(" | ".join(f"{c:>10}" for c in cols))
     for r in results:
@@ -180,6 +174,28 @@ def cmd_eval_search(args: argparse.Namespace) -> int:
         if len(results) > 1:
             out["pipelines"] = {r["pipeline"]: r for r in results}
         print(json.dumps(out))
+    return 0
+
+
+def cmd_eval_recommend(args: argparse.Namespace) -> int:
+    from shoprec.pipeline.recommend_eval import evaluate_recommenders
+
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    result = evaluate_recommenders(
+        args.sequences,
+        args.attributes,
+        models=models,
+        progress=not args.quiet,
+        seed=args.seed,
+        out_dir=args.out,
+    )
+    cols = ["hr@5", "hr@10", "hr@20", "ndcg@5", "ndcg@10", "ndcg@20"]
+    print(f"{result.get('users')} users, {result.get('items')} items (last item = test, second-to-last = validation)")
+    print(f"{'model':>14} | " + " | ".join(f"{c:>8}" for c in cols))
+    for name, m in result.get("models", {}).items():
+        print(f"{name:>14} | " + " | ".join(f"{m.get(c, float('nan')):>8.4f}" for c in cols))
+    if args.json:
+        print(json.dumps(result))
     return 0
 
 
@@ -307,9 +323,7 @@ def cmd_keys_new_data(args: argparse.Namespace) -> int:
 def cmd_keys_create(args: argparse.Namespace) -> int:
     from shoprec.security.apikeys import KeyStore
 
-    kid, plain = KeyStore(Path(args.store), time.time).create(
-        args.name, args.role, args.rate_limit_per_s
-    )
+    kid, plain = KeyStore(Path(args.store), time.time).create(args.name, args.role, args.rate_limit_per_s)
     print(f"key id: {kid}")
     print(f"api key (shown once): {plain}")
     return 0
@@ -389,13 +403,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--train-judgments", help="CSV query,product_id,relevance to train the ranker")
     p.add_argument("--out", required=True, help="artifacts folder (replaced atomically)")
     p.add_argument("--map", action="append", metavar="FIELD=COLUMN", help="product column mapping")
-    p.add_argument(
-        "--event-map", action="append", metavar="FIELD=COLUMN", help="event column mapping"
-    )
+    p.add_argument("--event-map", action="append", metavar="FIELD=COLUMN", help="event column mapping")
     p.add_argument("--skip-bad-rows", action="store_true", help="skip and report bad rows")
-    p.add_argument(
-        "--encoder", help="an encoder folder (model.onnx + tokenizer.json + encoder.json)"
-    )
+    p.add_argument("--encoder", help="an encoder folder (model.onnx + tokenizer.json + encoder.json)")
     p.add_argument(
         "--int8",
         action="store_true",
@@ -438,30 +448,36 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--skip-bad-rows", action="store_true")
     e.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
     e.set_defaults(func=cmd_eval_search)
-
-    p = sub.add_parser(
-        "sign", help="sign an artifacts folder's manifest with Ed25519 (after any encryption)"
+    e = esub.add_parser(
+        "recommend",
+        help="next-item recommendation quality (leave-last-out, all items ranked; S3Rec/ICLRec protocol)",
     )
+    e.add_argument("--sequences", required=True, help="text file: user_id item item … in time order")
+    e.add_argument("--attributes", help="JSON item -> list of attribute ids (e.g. item2attributes.json)")
+    e.add_argument(
+        "--models",
+        default="popularity,cooccurrence,sasrec",
+        help="comma-separated: popularity, cooccurrence, sasrec, blend",
+    )
+    e.add_argument("--out", help="keep the trained models in this folder")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    e.set_defaults(func=cmd_eval_recommend)
+
+    p = sub.add_parser("sign", help="sign an artifacts folder's manifest with Ed25519 (after any encryption)")
     p.add_argument("dir")
     p.add_argument("--key", required=True, help="private key from `shoprec keys new-signing-key`")
     p.add_argument("--signer", help="a name recorded beside the signature")
     p.set_defaults(func=cmd_sign)
 
-    p = sub.add_parser(
-        "verify", help="check an artifacts folder's signature and every checksum offline"
-    )
+    p = sub.add_parser("verify", help="check an artifacts folder's signature and every checksum offline")
     p.add_argument("dir")
-    p.add_argument(
-        "--trusted-key", action="append", default=[], help="trusted public key (repeatable)"
-    )
-    p.add_argument(
-        "--allow-unsigned", action="store_true", help="check checksums only when unsigned"
-    )
+    p.add_argument("--trusted-key", action="append", default=[], help="trusted public key (repeatable)")
+    p.add_argument("--allow-unsigned", action="store_true", help="check checksums only when unsigned")
     p.set_defaults(func=cmd_verify)
 
-    p = sub.add_parser(
-        "encrypt", help="encrypt artifact weights at rest with AES-256-GCM (then sign)"
-    )
+    p = sub.add_parser("encrypt", help="encrypt artifact weights at rest with AES-256-GCM (then sign)")
     p.add_argument("dir")
     p.add_argument("--key-file", help="data key file (default: $SHOPREC_DATA_KEY)")
     p.set_defaults(func=cmd_encrypt)

@@ -9,7 +9,7 @@ import pytest
 
 from shoprec.catalog.synthetic import generate_storefront
 from shoprec.models.bundle import load_bundle
-from shoprec.pipeline.build import BuildOptions, build
+from shoprec.pipeline.build import build
 from shoprec.pipeline.evaluate import evaluate_groups
 from shoprec.pipeline.ltr import groups_from_events, train_ranker
 from shoprec.serving.search import SearchService

@@ -19,6 +19,7 @@ from shoprec.errors import NotReadyError, RequestError
 from shoprec.http import errors as http_errors
 from shoprec.http.middleware import BodyLimitMiddleware
 from shoprec.models.bundle import load_bundle, product_to_json
+from shoprec.serving.recommend import RecommendService
 from shoprec.serving.search import SearchService
 from shoprec.settings import Settings
 from shoprec.types import Event, EventSink, Filters
@@ -66,6 +67,16 @@ class SimilarOut(BaseModel):
     k: int
     strategy: str
     results: list[HitOut]
+    also_bought: list[HitOut] = Field(default_factory=list)
+
+
+class RecommendOut(BaseModel):
+    user_id: str | None
+    k: int
+    strategy: str
+    history_length: int
+    model_version: str
+    results: list[HitOut]
 
 
 class EventsAccepted(BaseModel):
@@ -92,6 +103,7 @@ class AppState:
         self.settings = settings
         self.events = events
         self.search: SearchService | None = None
+        self.recommend: RecommendService | None = None
         self.load_error: str | None = None
 
     def require(self) -> SearchService:
@@ -112,9 +124,16 @@ def _load_in_background(state: AppState) -> None:
             lexical_candidates=settings.lexical_candidates,
             dense_candidates=settings.dense_candidates,
         )
+        recommend = RecommendService.load(bundle.folder, bundle.catalog, threads=settings.threads)
+        if recommend is not None:
+            recommend.add(sorted(bundle.user_events, key=lambda e: e.timestamp), update_models=False)
         read = getattr(state.events, "read", None)
         if read is not None:  # events posted before a restart are reflected after it
-            service.users.add(read())
+            posted = list(read())
+            service.users.add(posted)
+            if recommend is not None:
+                recommend.add(posted)
+        state.recommend = recommend
         state.search = service
     except Exception as exc:  # reported by /readyz and every request; the process stays up
         state.load_error = str(exc)
@@ -125,6 +144,7 @@ def create_app(
     settings: Settings,
     *,
     search: SearchService | None = None,
+    recommend: RecommendService | None = None,
     events: EventSink | None = None,
     wall_clock: Callable[[], float] = time.time,
 ) -> FastAPI:
@@ -133,8 +153,12 @@ def create_app(
     sink = events or JsonlEventLog(settings.data_dir / "events.jsonl")
     state = AppState(settings, sink)
     state.search = search
+    state.recommend = recommend
     if search is not None and hasattr(sink, "read"):
-        search.users.add(sink.read())
+        posted = list(sink.read())
+        search.users.add(posted)
+        if recommend is not None:
+            recommend.add(posted)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -247,6 +271,34 @@ def create_app(
             results=[hit_out(service, h.product_id, h.score, None) for h in hits],
         )
 
+    @app.get("/v1/recommend", response_model=RecommendOut, response_model_exclude_none=True, tags=["recommend"])
+    async def recommend_route(
+        user_id: Annotated[str | None, Query(min_length=1, max_length=s.max_id_chars)] = None,
+        k: Annotated[int, Query(ge=1, le=s.max_k)] = s.default_k,
+        exclude_seen: bool = True,
+        category: Filter = None,
+    ) -> RecommendOut:
+        """Recommended for you: the sequential model over the user's history; unknown users
+        get the popularity fallback. ``strategy`` says which served."""
+        service = state.require()
+        if state.recommend is None:
+            raise NotReadyError("these artifacts hold no recommender (build with --events)")
+        rec = await run_in_threadpool(
+            state.recommend.recommend,
+            user_id,
+            k,
+            exclude_seen=exclude_seen,
+            filters=Filters(category=category) if category else None,
+        )
+        return RecommendOut(
+            user_id=user_id,
+            k=k,
+            strategy=rec.strategy,
+            history_length=rec.history_length,
+            model_version=service.bundle.version,
+            results=[hit_out(service, pid, score, None) for pid, score in rec.items],
+        )
+
     class EventIn(BaseModel):
         model_config = ConfigDict(extra="forbid")
         user_id: str = Field(min_length=1, max_length=s.max_id_chars)
@@ -285,6 +337,8 @@ def create_app(
         n = await run_in_threadpool(state.events.append, batch)
         if state.search is not None:  # near-line: the next request already sees these
             state.search.users.add(batch)
+        if state.recommend is not None:
+            state.recommend.add(batch)
         return EventsAccepted(accepted=n, unknown_items=unknown[:100])
 
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=s.max_body_bytes)

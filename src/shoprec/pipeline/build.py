@@ -48,6 +48,8 @@ class BuildOptions:
     threads: int | None = None
     int8: bool = False
     personalize: bool = True
+    recommender: bool = True
+    recommender_max_train_s: float = 300.0
     max_train_queries: int = 4000
 
 
@@ -208,6 +210,20 @@ def build(
                 ranker_metrics["trained_from"] = source
             timings["ranker_s"] = time.perf_counter() - t
 
+        recommender_metrics: dict[str, Any] = {}
+        if events and options.recommender:
+            from shoprec.pipeline.recommender_build import build_recommenders
+
+            t = time.perf_counter()
+            recommender_metrics = build_recommenders(
+                products,
+                events,
+                tmp / "recommender",
+                seed=options.seed,
+                max_train_s=options.recommender_max_train_s,
+                progress=progress,
+            )
+            timings["recommender_s"] = time.perf_counter() - t
         timings["total_s"] = time.perf_counter() - t_start
         metrics: dict[str, Any] = {
             "products": len(products),
@@ -218,6 +234,7 @@ def build(
             "timings_s": {k: round(v, 2) for k, v in timings.items()},
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "ranker": ranker_metrics,
+            "recommender": recommender_metrics,
         }
         config = {
             **asdict(options),
