@@ -249,13 +249,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"building artifacts into {art} …", file=sys.stderr)
         products, _ = load_products(data / "products.jsonl")
         events, _ = load_events(data / "events.csv")
-        # The demo favours a quick start: int8 encoder, ranker trained on 1,500 queries.
+        # The demo favours a quick start: int8 encoder, ranker trained on 1,500 queries,
+        # the sequential recommender trained for at most 30 s.
         build(
             products,
             art,
             events=events,
             inputs={"products": str(data / "products.jsonl")},
-            options=BuildOptions(int8=True, max_train_queries=1500),
+            options=BuildOptions(int8=True, max_train_queries=1500, recommender_max_train_s=30),
         )
     print(f"ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     base = f"http://{args.host}:{args.port}"
@@ -264,6 +265,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{base}/v1/search?q=cordless+drill&k=5",
         f"{base}/v1/search?q=cordles+dril&k=5&explain=true",
         f"{base}/v1/search?q=sofa&max_price=500&in_stock=true",
+        f"{base}/v1/search?q=drill&user_id=U00001",
+        f"{base}/v1/recommend?user_id=U00001&k=5",
+        f"{base}/v1/similar/P000001?k=5",
         f"{base}/readyz",
         f"{base}/docs",
     ):
