@@ -4,8 +4,9 @@
         [--models popularity,cooccurrence,sasrec] [--no-attributes] [--json]
 
 Trains popularity, co-occurrence and SASRec-CE on the training part of each user's
-sequence, early-stops SASRec on the validation item, and ranks all 12,101 items for the
-last item of each of the 22,363 users. The data is read in place, never copied.
+sequence, early-stops SASRec on the validation item, blends SASRec with co-occurrence
+(one weight, chosen on the validation items), and ranks all 12,101 items for the last
+item of each of the 22,363 users. The data is read in place, never copied.
 Published under the same protocol: ICLRec NDCG@10 0.0403 / HR@10 0.0744,
 most-popular NDCG@10 0.0061.
 """

@@ -119,6 +119,21 @@ def test_attributes_are_used_and_exported(tmp_path: Path) -> None:
     assert rec.items[:2] == ["1", "2"]
 
 
+def test_sampled_softmax_then_full_softmax() -> None:
+    seqs = successor_sequences(120, seed=3)
+    cfg = sasrec.SASRecConfig(
+        max_len=10, hidden=16, blocks=1, heads=1, dropout=0.1, lr=5e-3, batch_size=32,
+        negatives=8, switch_patience=1, patience=2, max_epochs=8, threads=1,
+    )
+    model, history = sasrec.train_sasrec(
+        [s[:-2] for s in seqs], N_ITEMS, [s[-2] for s in seqs], None, cfg
+    )
+    used = [int(row["negatives"]) for row in history.epochs]
+    assert used[0] == 8 and set(used) <= {8, 0}
+    assert used == sorted(used, reverse=True)  # once full, always full
+    assert history.best_valid["ndcg@10"] > 0.5
+
+
 def test_config_is_validated() -> None:
     with pytest.raises(ConfigError):
         sasrec.SASRecConfig(hidden=30, heads=4)
@@ -126,6 +141,8 @@ def test_config_is_validated() -> None:
         sasrec.SASRecConfig(dropout=1.0)
     with pytest.raises(ConfigError):
         sasrec.SASRecConfig(max_len=0)
+    with pytest.raises(ConfigError):
+        sasrec.SASRecConfig(negatives=-1)
 
 
 def test_blend_mixes_sasrec_with_cooccurrence(trained: tuple, tmp_path: Path) -> None:
@@ -139,9 +156,9 @@ def test_blend_mixes_sasrec_with_cooccurrence(trained: tuple, tmp_path: Path) ->
     ).save_weight(tmp_path / "blend")
     blend = BlendedRecommender.load(tmp_path / "blend")
     assert blend.weight == 0.3
-    probs = blend.score_ids([[1, 2, 3], [7]])
-    assert probs.shape == (2, N_ITEMS + 1) and probs[:, 0].tolist() == [0.0, 0.0]
-    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    scores = blend.score_ids([[1, 2, 3], [7]])
+    assert scores.shape == (2, N_ITEMS + 1) and np.isneginf(scores[:, 0]).all()
+    assert np.isfinite(scores[:, 1:]).all()
     assert blend.recommend(["1", "2", "3"], k=1)[0][0] == "4"
     with pytest.raises(ArtifactError):
         BlendedRecommender(blend.sequential, CoOccurrenceModel.fit([["x", "y"]]), 0.5)

@@ -258,16 +258,6 @@ def cooccurrence_pairs(
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
 
 
-def softmax_rows(scores: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
-    """Row-wise softmax over items ``1..n`` of ``[batch, n_items + 1]`` scores; column 0
-    (padding) gets probability 0."""
-    s = np.asarray(scores, dtype=np.float32)[:, 1:]
-    e = np.exp(s - s.max(axis=1, keepdims=True))
-    out = np.zeros((s.shape[0], s.shape[1] + 1), dtype=np.float32)
-    out[:, 1:] = e / e.sum(axis=1, keepdims=True)
-    return out
-
-
 def normalize_rows(weights: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
     """Non-negative ``[batch, n_items + 1]`` weights -> a distribution over items ``1..n``
     per row (column 0 set to 0; an all-zero row becomes uniform)."""
@@ -280,21 +270,38 @@ def normalize_rows(weights: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]
     return out
 
 
+def log_softmax_rows(scores: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
+    """Row-wise log-softmax over items ``1..n`` of ``[batch, n_items + 1]`` scores; column 0
+    (padding) gets ``-inf``."""
+    s = np.asarray(scores, dtype=np.float32)[:, 1:]
+    shifted = s - s.max(axis=1, keepdims=True)
+    out = np.full((s.shape[0], s.shape[1] + 1), -np.inf, dtype=np.float32)
+    out[:, 1:] = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return out
+
+
+BLEND_FLOOR = 1e-6
+
+
 def blend_scores(
     model_scores: npt.NDArray[np.floating],
     cooccurrence_scores: npt.NDArray[np.floating],
     weight: float,
 ) -> npt.NDArray[np.float32]:
-    """Mixture ``(1 - weight) * softmax(model) + weight * normalised co-occurrence``.
+    """Product of experts: ``log softmax(model) + weight * log(co-occurrence share + 1e-6)``.
 
-    Both inputs are ``[batch, n_items + 1]``; the result is a probability per item
-    (column 0, padding, is 0). ``weight`` lies in [0, 1].
+    Both inputs are ``[batch, n_items + 1]``; the co-occurrence row is first normalised to
+    a distribution (:func:`normalize_rows`). ``weight`` = 0 is the model alone; a large
+    weight ranks by co-occurrence and lets the model order what co-occurrence cannot tell
+    apart (items it never saw after this history, or tied ones). Column 0 is ``-inf``.
     """
-    if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"blend weight must lie in [0, 1], got {weight}")
-    p: npt.NDArray[np.float32] = (1.0 - weight) * softmax_rows(model_scores)
-    p += np.float32(weight) * normalize_rows(cooccurrence_scores)
-    return p
+    if weight < 0.0:
+        raise ValueError(f"blend weight must be non-negative, got {weight}")
+    out = log_softmax_rows(model_scores)
+    if weight:
+        out += np.float32(weight) * np.log(normalize_rows(cooccurrence_scores) + BLEND_FLOOR)
+        out[:, PAD_ID] = -np.inf
+    return out
 
 
 def select_blend_weight(
@@ -303,7 +310,7 @@ def select_blend_weight(
     histories: Sequence[Sequence[int]],
     targets: Sequence[int],
     n_items: int,
-    grid: Sequence[float] = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+    grid: Sequence[float] = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0),
     *,
     k: int = 10,
     batch_size: int = 1024,
@@ -317,11 +324,10 @@ def select_blend_weight(
     ranks = {w: np.empty(len(tgt), dtype=np.int64) for w in grid}
     for start in range(0, len(tgt), batch_size):
         stop = min(start + batch_size, len(tgt))
-        a = softmax_rows(np.asarray(model_fn(histories[start:stop])))
-        b = normalize_rows(np.asarray(cooccurrence_fn(histories[start:stop])))
+        a = log_softmax_rows(np.asarray(model_fn(histories[start:stop])))
+        b = np.log(normalize_rows(np.asarray(cooccurrence_fn(histories[start:stop]))) + BLEND_FLOOR)
         for w in grid:
-            mixed = (1.0 - w) * a + np.float32(w) * b
-            ranks[w][start:stop] = target_ranks(mixed, tgt[start:stop])
+            ranks[w][start:stop] = target_ranks(a + np.float32(w) * b, tgt[start:stop])
     ndcg = {w: metrics_from_ranks(r, (k,))[f"ndcg@{k}"] for w, r in ranks.items()}
     best = max(sorted(ndcg), key=lambda w: ndcg[w])
     return best, ndcg

@@ -11,9 +11,10 @@ plain arrays, updated incrementally as events arrive, and saved as ``.npy`` + JS
 pickle. The co-occurrence matrix is a scipy CSR matrix saved as its three arrays; updates
 go to a small overlay that :meth:`CoOccurrenceModel.compact` folds in.
 
-:class:`BlendedRecommender` mixes the sequential model's next-item probabilities with the
-co-occurrence transitions (a weight chosen on validation data); the two are complementary:
-one generalises across users, the other remembers exact item-to-item transitions.
+:class:`BlendedRecommender` combines the sequential model's next-item probabilities with
+the co-occurrence transitions as a product of experts (the exponent chosen on validation
+data); the two are complementary: co-occurrence remembers exact item-to-item transitions,
+the sequential model generalises to everything those never covered.
 
 Every model speaks external item ids (strings); integer ids (1-based, 0 is padding) stay
 inside. Unknown items in a history are ignored.
@@ -488,7 +489,7 @@ class CoOccurrenceModel:
         return _recommend(self.index, self.scores(history), k, exclude)
 
     def related(self, item_id: str, k: int = 10) -> list[Recommendation]:
-        """"Customers who bought this also bought": the ``k`` strongest neighbours of one item."""
+        """Customers who bought this also bought: the ``k`` strongest neighbours of one item."""
         return self.recommend([item_id], k, exclude=[item_id])
 
     def options(self) -> Mapping[str, float | int]:
@@ -536,7 +537,7 @@ class CoOccurrenceModel:
 
 
 class BlendedRecommender:
-    """``(1 - weight) * softmax(sequential) + weight * normalised co-occurrence``.
+    """``log softmax(sequential) + weight * log(co-occurrence share)``, higher is better.
 
     Both models must number items the same way (same ``items`` list), which holds when
     they are built from one vocabulary; see :func:`shoprec.core.sequences.blend_scores`.
@@ -547,8 +548,8 @@ class BlendedRecommender:
     def __init__(
         self, sequential: SequentialRecommender, cooccurrence: CoOccurrenceModel, weight: float
     ) -> None:
-        if not 0.0 <= weight <= 1.0:
-            raise ArtifactError(f"blend weight must lie in [0, 1], got {weight}")
+        if not weight >= 0.0:
+            raise ArtifactError(f"blend weight must be non-negative, got {weight}")
         if cooccurrence.items[: len(sequential.items)] != sequential.items:
             raise ArtifactError("the blended models do not share one item vocabulary")
         self.sequential = sequential
@@ -560,13 +561,13 @@ class BlendedRecommender:
         return self.sequential.items
 
     def score_ids(self, histories: Sequence[Sequence[int]]) -> FloatArray:
-        """Probabilities ``[batch, n_items + 1]`` (column 0 is padding) for integer ids."""
+        """Scores ``[batch, n_items + 1]`` (column 0, padding, is ``-inf``) for integer ids."""
         n = len(self.sequential.items) + 1
         cooc = self.cooccurrence.score_ids(histories)[:, :n]
         return blend_scores(self.sequential.score_ids(histories), cooc, self.weight)
 
     def scores(self, history: Sequence[str]) -> FloatArray:
-        """A probability for every item (aligned with :attr:`items`)."""
+        """A score for every item (aligned with :attr:`items`), higher is better."""
         ids = self.sequential.index.ids(history)
         row: FloatArray = self.score_ids([ids])[0, 1:]
         return row

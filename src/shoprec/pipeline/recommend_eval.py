@@ -3,11 +3,11 @@
 Every model is trained on the training part of each user's sequence only (all but the
 last two items), ranks **all** items for the history "training part + validation item"
 and is scored on the last item (see :mod:`shoprec.core.sequences` for the exact rank
-and tie rules). The validation item serves SASRec's early stopping and nothing else.
+and tie rules). The validation item serves model selection only: SASRec's early stopping
+and the one weight of the blend.
 
 The sequential model is evaluated through its exported artifact (ONNX Runtime + numpy,
-as it is served), not through PyTorch, so the numbers describe what ships. The blend's
-one weight is chosen on the validation items (model selection, as early stopping is).
+as it is served), not through PyTorch, so the numbers describe what ships.
 """
 
 from __future__ import annotations
@@ -86,9 +86,9 @@ def evaluate_recommenders(
 ) -> dict[str, Any]:
     """Train and evaluate ``models`` on one sequences file; returns a JSON-ready dict.
 
-    Models: ``popularity``, ``cooccurrence``, ``sasrec`` and ``blend`` (SASRec mixed with
-    co-occurrence, the weight chosen on the validation items; it trains SASRec even when
-    ``sasrec`` is not listed). Top level: the sequential model's (SASRec's)
+    Models: ``popularity``, ``cooccurrence``, ``sasrec`` and ``blend`` (SASRec and
+    co-occurrence as a product of experts, the co-occurrence exponent chosen on the
+    validation items; it trains SASRec even when ``sasrec`` is not listed). Top level: the sequential model's (SASRec's)
     ``ndcg@{5,10,20}``, ``hr@{5,10,20}``, ``users``, ``items``, ``train_s`` (SASRec training
     seconds) and ``total_s``; ``models`` maps each model name to its metrics (for SASRec,
     epochs and early stopping too). Without SASRec the top level holds the last model's.

@@ -17,12 +17,12 @@ from shoprec.core.sequences import (
     encode_sequences,
     evaluate_ranking,
     leave_last_out,
+    log_softmax_rows,
     normalize_rows,
     parse_sequences,
     popularity_scores,
     read_sequences,
     select_blend_weight,
-    softmax_rows,
     target_ranks,
 )
 from shoprec.errors import DataError, RowError
@@ -168,17 +168,20 @@ def test_cooccurrence_pairs_weigh_by_distance() -> None:
     assert cooccurrence_pairs([[1]])[0].size == 0
 
 
-def test_blend_is_a_mixture_of_distributions() -> None:
+def test_blend_is_a_product_of_experts() -> None:
     logits = np.array([[50.0, 0.0, 0.0, np.log(3.0)]], dtype=np.float32)  # softmax: .2 .2 .6
     counts = np.array([[9.0, 1.0, 3.0, 0.0]], dtype=np.float32)  # normalised: .25 .75 0
-    np.testing.assert_allclose(softmax_rows(logits), [[0, 0.2, 0.2, 0.6]], rtol=1e-6)
+    np.testing.assert_allclose(np.exp(log_softmax_rows(logits)), [[0, 0.2, 0.2, 0.6]], rtol=1e-6)
     np.testing.assert_allclose(normalize_rows(counts), [[0, 0.25, 0.75, 0]], rtol=1e-6)
     np.testing.assert_allclose(normalize_rows(np.zeros((1, 3))), [[0, 0.5, 0.5]])
-    mixed = blend_scores(logits, counts, 0.5)
-    np.testing.assert_allclose(mixed, [[0, 0.225, 0.475, 0.3]], rtol=1e-6)
-    assert blend_scores(logits, counts, 0.0)[0].argmax() == 3
+    alone = blend_scores(logits, counts, 0.0)
+    assert alone[0, 0] == -np.inf and alone[0].argmax() == 3
+    both = blend_scores(logits, counts, 1.0)
+    expected = np.log([0.2, 0.2, 0.6]) + np.log(np.array([0.25, 0.75, 0.0]) + 1e-6)
+    np.testing.assert_allclose(both[0, 1:], expected, rtol=1e-5)
+    assert both[0, 0] == -np.inf and both[0].argmax() == 2  # co-occurrence overrules
     with pytest.raises(ValueError):
-        blend_scores(logits, counts, 1.5)
+        blend_scores(logits, counts, -1.0)
 
 
 def test_select_blend_weight_picks_the_model_that_knows() -> None:
