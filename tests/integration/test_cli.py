@@ -20,6 +20,28 @@ def shoprec(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "shoprec.cli", *args], capture_output=True, text=True, check=check)
 
 
+def build_csv(
+    products: Path, out: Path, encoder: Path, *extra: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """``shoprec build`` on a products CSV whose id/title columns are named sku/name."""
+    return shoprec(
+        "build",
+        "--products",
+        str(products),
+        "--map",
+        "id=sku",
+        "--map",
+        "title=name",
+        "--out",
+        str(out),
+        "--encoder",
+        str(encoder),
+        "--quiet",
+        *extra,
+        check=check,
+    )
+
+
 def _write_products_csv(path: Path, extra_rows: list[list[str]] | None = None) -> None:
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
@@ -42,20 +64,7 @@ def test_build_eval_search_and_refusals(tmp_path: Path, teacher_dir: Path) -> No
     products, judgments, out = tmp_path / "p.csv", tmp_path / "j.csv", tmp_path / "art"
     _write_products_csv(products)
     _write_judgments(judgments)
-    r = shoprec(
-        "build",
-        "--products",
-        str(products),
-        "--map",
-        "id=sku",
-        "--map",
-        "title=name",
-        "--out",
-        str(out),
-        "--encoder",
-        str(teacher_dir),
-        "--quiet",
-    )
+    r = build_csv(products, out, teacher_dir)
     assert r.returncode == 0, r.stderr
     manifest = artifacts.verify(out)
     assert manifest["metrics"]["products"] == 30
@@ -75,21 +84,7 @@ def test_build_eval_search_and_refusals(tmp_path: Path, teacher_dir: Path) -> No
     # A bad row names the file and line, and the failed build leaves the artifacts intact.
     bad = tmp_path / "bad.csv"
     _write_products_csv(bad, [["X1", "Broken price", "B", "C", "cheap", "true"]])
-    r = shoprec(
-        "build",
-        "--products",
-        str(bad),
-        "--map",
-        "id=sku",
-        "--map",
-        "title=name",
-        "--out",
-        str(out),
-        "--encoder",
-        str(teacher_dir),
-        "--quiet",
-        check=False,
-    )
+    r = build_csv(bad, out, teacher_dir, check=False)
     assert r.returncode == 2
     assert f"{bad}:32" in r.stderr and "price" in r.stderr
     assert artifacts.verify(out)["metrics"]["products"] == 30
@@ -103,20 +98,6 @@ def test_build_eval_search_and_refusals(tmp_path: Path, teacher_dir: Path) -> No
 def test_skip_bad_rows_reports_them(tmp_path: Path, teacher_dir: Path) -> None:
     bad = tmp_path / "bad.csv"
     _write_products_csv(bad, [["X1", "", "B", "C", "1", "true"], ["T000", "dup", "B", "C", "1", "true"]])
-    r = shoprec(
-        "build",
-        "--products",
-        str(bad),
-        "--map",
-        "id=sku",
-        "--map",
-        "title=name",
-        "--out",
-        str(tmp_path / "a"),
-        "--encoder",
-        str(teacher_dir),
-        "--quiet",
-        "--skip-bad-rows",
-    )
+    r = build_csv(bad, tmp_path / "a", teacher_dir, "--skip-bad-rows")
     assert r.returncode == 0, r.stderr
     assert "1 duplicates, 1 skipped" in r.stderr and f"{bad}:32" in r.stderr

@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from shoprec.types import Event
 
@@ -31,6 +32,16 @@ def event_to_json(e: Event) -> dict[str, object]:
     return d
 
 
+def event_from_json(d: dict[str, Any]) -> Event:
+    return Event(
+        user_id=str(d["user_id"]),
+        item_id=str(d["item_id"]),
+        type=d["type"],
+        timestamp=float(d["timestamp"]),
+        query=d.get("query"),
+    )
+
+
 class JsonlEventLog:
     def __init__(self, path: str | Path, *, fsync: bool = True) -> None:
         self.path = Path(path)
@@ -42,8 +53,7 @@ class JsonlEventLog:
         if not events:
             return 0
         data = "".join(
-            json.dumps(event_to_json(e), ensure_ascii=False, separators=(",", ":")) + "\n"
-            for e in events
+            json.dumps(event_to_json(e), ensure_ascii=False, separators=(",", ":")) + "\n" for e in events
         ).encode("utf-8")
         with self._lock:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -63,14 +73,7 @@ class JsonlEventLog:
                 if not line.strip():
                     continue
                 try:
-                    d = json.loads(line)
-                    yield Event(
-                        user_id=str(d["user_id"]),
-                        item_id=str(d["item_id"]),
-                        type=d["type"],
-                        timestamp=float(d["timestamp"]),
-                        query=d.get("query"),
-                    )
+                    yield event_from_json(json.loads(line))
                 except (ValueError, KeyError, TypeError) as exc:
                     log.warning("%s:%d: skipping unreadable event line: %s", self.path, lineno, exc)
 

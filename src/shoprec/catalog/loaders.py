@@ -166,9 +166,7 @@ def load_judgments(
 
     A repeated (query, product_id) pair keeps the first row and is counted in ``duplicates``.
     """
-    return _load(
-        path, _JUDGMENTS, columns, skip_bad_rows, _parse_judgment, lambda j: (j.query, j.product_id)
-    )
+    return _load(path, _JUDGMENTS, columns, skip_bad_rows, _parse_judgment, lambda j: (j.query, j.product_id))
 
 
 def parse_column_map(specs: Sequence[str]) -> dict[str, str]:
@@ -194,7 +192,7 @@ def write_products_jsonl(products: Iterable[Product], path: str | Path) -> Path:
     target = Path(path)
     with _atomic_open(target) as f:
         for p in products:
-            f.write(json.dumps(_product_record(p), ensure_ascii=False))
+            f.write(json.dumps(product_to_json(p), ensure_ascii=False))
             f.write("\n")
     return target
 
@@ -355,9 +353,7 @@ def _resolve(
 _RowIter = Generator[tuple[int, _Raw | None, str | None], None, None]
 
 
-def _rows(
-    p: Path, name: str, fmt: Format, schema: _Schema, columns: Mapping[str, str] | None
-) -> _RowIter:
+def _rows(p: Path, name: str, fmt: Format, schema: _Schema, columns: Mapping[str, str] | None) -> _RowIter:
     if fmt == "parquet":
         return _parquet_rows(p, name, schema, columns)
     if fmt == "jsonl":
@@ -390,9 +386,7 @@ def _open_binary(p: Path, name: str) -> IO[bytes]:
         raise DataError(f"{name}: cannot open: {e.strerror or e}") from e
 
 
-def _delimited_rows(
-    p: Path, name: str, delimiter: str, schema: _Schema, columns: Mapping[str, str] | None
-) -> _RowIter:
+def _delimited_rows(p: Path, name: str, delimiter: str, schema: _Schema, columns: Mapping[str, str] | None) -> _RowIter:
     with _open_binary(p, name) as f:
         lines = _Lines(f)
         reader = csv.reader(iter(lines), delimiter=delimiter, strict=True)
@@ -465,9 +459,7 @@ def _jsonl_rows(p: Path, name: str, schema: _Schema, columns: Mapping[str, str] 
             yield number, {field: obj[col] for field, col in resolved.items()}, None
 
 
-def _parquet_rows(
-    p: Path, name: str, schema: _Schema, columns: Mapping[str, str] | None
-) -> _RowIter:
+def _parquet_rows(p: Path, name: str, schema: _Schema, columns: Mapping[str, str] | None) -> _RowIter:
     try:
         import pyarrow.parquet as pq
     except ImportError as e:  # pragma: no cover - pyarrow is a core dependency
@@ -569,9 +561,7 @@ def _attributes(raw: _Raw) -> dict[str, str]:
     value = raw.get("attributes")
     if value is None:
         return {}
-    if isinstance(value, list) and all(
-        isinstance(kv, tuple | list) and len(kv) == 2 for kv in value
-    ):
+    if isinstance(value, list) and all(isinstance(kv, tuple | list) and len(kv) == 2 for kv in value):
         value = dict(value)  # a Parquet map column reads as (key, value) pairs
     if isinstance(value, dict):
         return {str(k): _scalar_text(str(k), v) for k, v in value.items() if v is not None}
@@ -594,9 +584,7 @@ def _attributes(raw: _Raw) -> dict[str, str]:
             continue
         k, sep, v = part.partition("=")
         if not sep or not k.strip():
-            raise _BadRow(
-                f"bad attributes {value!r} (expected a JSON object or key=value;key=value)"
-            )
+            raise _BadRow(f"bad attributes {value!r} (expected a JSON object or key=value;key=value)")
         out[k.strip()] = v.strip()
     return out
 
@@ -669,7 +657,8 @@ def _parse_judgment(raw: _Raw) -> Judgment:
 # ---------------------------------------------------------------------------- writing
 
 
-def _product_record(p: Product) -> dict[str, Any]:
+def product_to_json(p: Product) -> dict[str, Any]:
+    """The JSON record of a product (products.jsonl, artifacts' catalog.jsonl, the API)."""
     return {
         "id": p.id,
         "title": p.title,

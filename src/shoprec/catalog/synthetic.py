@@ -721,9 +721,7 @@ def _make_products(rng: np.random.Generator, n_products: int, progress: bool) ->
     leaf_arr = leaf_of_type[type_arr]
     by_type = [np.flatnonzero(type_arr == t) for t in range(n_types)]
     by_leaf = [np.flatnonzero(leaf_arr == i) for i in range(len(leaves))]
-    neighbours = [
-        by_leaf[leaf_of_type[t]][type_arr[by_leaf[leaf_of_type[t]]] != t] for t in range(n_types)
-    ]
+    neighbours = [by_leaf[leaf_of_type[t]][type_arr[by_leaf[leaf_of_type[t]]] != t] for t in range(n_types)]
     return _Catalog(
         products=products,
         type_of=type_arr,
@@ -761,9 +759,7 @@ def _normalise_rows(w: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return out
 
 
-def _make_users(
-    rng: np.random.Generator, n_users: int, cat: _Catalog
-) -> tuple[list[UserProfile], _Tastes]:
+def _make_users(rng: np.random.Generator, n_users: int, cat: _Catalog) -> tuple[list[UserProfile], _Tastes]:
     """Each user favours 1-3 departments (weighted by their size), 1-3 live leaves in each
     and 2-4 brands of those departments, with Dirichlet weights; drawn for all users at
     once with the Gumbel top-k trick."""
@@ -815,9 +811,7 @@ def _make_users(
             for b in range(n_leaf_l[u][a]):
                 leaf_items.append((leaf_pick_l[u][a][b], round(leaf_w_l[u][a][b], 4) or 0.0001))
         leaf_items.sort(key=lambda kv: -kv[1])
-        brand_items = [
-            (brand_pick_l[u][b], round(brand_w_l[u][b], 4) or 0.0001) for b in range(n_brand[u])
-        ]
+        brand_items = [(brand_pick_l[u][b], round(brand_w_l[u][b], 4) or 0.0001) for b in range(n_brand[u])]
         brand_items.sort(key=lambda kv: -kv[1])
         users.append(
             UserProfile(
@@ -970,9 +964,7 @@ def _make_sessions(
             t = int(np.searchsorted(type_cum, r[1], side="right"))
             leaf = int(cat.leaf_of_type[t])
         else:
-            leaf = int(
-                tastes.leaf_choices[u][np.searchsorted(tastes.leaf_cum[u], r[1], side="right")]
-            )
+            leaf = int(tastes.leaf_choices[u][np.searchsorted(tastes.leaf_cum[u], r[1], side="right")])
             t = int(leaf_types[leaf][np.searchsorted(leaf_type_cum[leaf], r[2], side="right")])
         typ = types[t]
         query: str | None = None

@@ -22,11 +22,7 @@ def minmax(scores: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
         return scores.astype(np.float32)
     lo, hi = float(scores.min()), float(scores.max())
     if hi - lo < 1e-12:
-        return (
-            np.ones_like(scores, dtype=np.float32)
-            if hi > 0
-            else np.zeros_like(scores, dtype=np.float32)
-        )
+        return np.ones_like(scores, dtype=np.float32) if hi > 0 else np.zeros_like(scores, dtype=np.float32)
     return ((scores - lo) / (hi - lo)).astype(np.float32)
 
 

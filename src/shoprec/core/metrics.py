@@ -32,9 +32,7 @@ def recall_at_k(ranked: Sequence[str], gains: Mapping[str, float], k: int) -> fl
     return len(relevant.intersection(ranked[:k])) / len(relevant)
 
 
-def reciprocal_rank(
-    ranked: Sequence[str], gains: Mapping[str, float], k: int | None = None
-) -> float:
+def reciprocal_rank(ranked: Sequence[str], gains: Mapping[str, float], k: int | None = None) -> float:
     for i, r in enumerate(ranked if k is None else ranked[:k]):
         if gains.get(r, 0.0) > 0:
             return 1.0 / (i + 1)

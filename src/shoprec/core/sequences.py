@@ -71,9 +71,7 @@ def parse_sequences(
             continue
         seqs[user] = items
     problems = (f"{skipped} users with fewer than {min_items} items skipped",) if skipped else ()
-    report = LoadReport(
-        path=source, rows=rows, kept=len(seqs), duplicates=0, skipped=skipped, problems=problems
-    )
+    report = LoadReport(path=source, rows=rows, kept=len(seqs), duplicates=0, skipped=skipped, problems=problems)
     return seqs, report
 
 
@@ -98,10 +96,7 @@ def leave_last_out(
     test: dict[str, T] = {}
     for user, items in seqs.items():
         if len(items) < MIN_EVALUABLE_ITEMS:
-            raise DataError(
-                f"user {user!r} has {len(items)} items; leave-last-out needs "
-                f"{MIN_EVALUABLE_ITEMS}"
-            )
+            raise DataError(f"user {user!r} has {len(items)} items; leave-last-out needs {MIN_EVALUABLE_ITEMS}")
         train[user] = list(items[:-2])
         valid[user] = items[-2]
         test[user] = items[-1]
@@ -121,9 +116,7 @@ def build_vocabulary(seqs: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
     return tuple(sorted(items, key=_item_sort_key))
 
 
-def encode_sequences(
-    seqs: Mapping[str, Sequence[str]], vocab: Sequence[str]
-) -> dict[str, list[int]]:
+def encode_sequences(seqs: Mapping[str, Sequence[str]], vocab: Sequence[str]) -> dict[str, list[int]]:
     """Map item strings to integer ids (1-based); an item missing from ``vocab`` is an error."""
     index = {item: i + 1 for i, item in enumerate(vocab)}
     out: dict[str, list[int]] = {}
@@ -135,9 +128,7 @@ def encode_sequences(
     return out
 
 
-def popularity_scores(
-    train: Iterable[Sequence[int]], n_items: int | None = None
-) -> npt.NDArray[np.float32]:
+def popularity_scores(train: Iterable[Sequence[int]], n_items: int | None = None) -> npt.NDArray[np.float32]:
     """Interaction counts per item id, float32 ``[n_items + 1]`` (index 0, padding, is 0)."""
     flat = np.fromiter((i for s in train for i in s), dtype=np.int64)
     size = (int(flat.max()) if flat.size else 0) + 1 if n_items is None else n_items + 1
@@ -173,23 +164,17 @@ def target_ranks(
             ranks = higher.copy()
             for r in np.flatnonzero(equal):  # float scores rarely tie: only those rows
                 ranks[r] += np.count_nonzero(real[r, : targets[r] - 1] == target_scores[r])
-    out: npt.NDArray[np.int64] = np.where(np.isnan(target_scores), n_real - 1, ranks).astype(
-        np.int64
-    )
+    out: npt.NDArray[np.int64] = np.where(np.isnan(target_scores), n_real - 1, ranks).astype(np.int64)
     return out
 
 
-def metrics_from_ranks(
-    ranks: Sequence[int] | npt.NDArray[np.integer], ks: Sequence[int]
-) -> dict[str, float]:
+def metrics_from_ranks(ranks: Sequence[int] | npt.NDArray[np.integer], ks: Sequence[int]) -> dict[str, float]:
     """Mean HR@k and NDCG@k over users, for single-target 0-based ``ranks``."""
     out: dict[str, float] = {}
     r = np.asarray(ranks, dtype=np.int64)
     for k in ks:
         out[f"hr@{k}"] = float((r < k).mean()) if r.size else 0.0
-        out[f"ndcg@{k}"] = (
-            float(np.mean([ndcg_single_target(int(x), k) for x in r])) if r.size else 0.0
-        )
+        out[f"ndcg@{k}"] = float(np.mean([ndcg_single_target(int(x), k) for x in r])) if r.size else 0.0
     return out
 
 
@@ -221,9 +206,7 @@ def evaluate_ranking(
         stop = min(start + batch_size, len(tgt))
         scores = np.asarray(score_fn(histories[start:stop]))
         if scores.shape != (stop - start, n_items + 1):
-            raise ValueError(
-                f"score_fn returned shape {scores.shape}, expected {(stop - start, n_items + 1)}"
-            )
+            raise ValueError(f"score_fn returned shape {scores.shape}, expected {(stop - start, n_items + 1)}")
         ranks[start:stop] = target_ranks(scores, tgt[start:stop], ties=ties)
     out = metrics_from_ranks(ranks, ks)
     out["users"] = float(len(tgt))

@@ -15,10 +15,11 @@ from starlette.concurrency import run_in_threadpool
 
 from shoprec import __version__
 from shoprec.adapters.eventlog import JsonlEventLog
+from shoprec.catalog.loaders import product_to_json
 from shoprec.errors import NotReadyError, RequestError
 from shoprec.http import errors as http_errors
 from shoprec.http.middleware import BodyLimitMiddleware
-from shoprec.models.bundle import load_bundle, product_to_json
+from shoprec.models.bundle import load_bundle
 from shoprec.serving.recommend import RecommendService
 from shoprec.serving.search import SearchService
 from shoprec.settings import Settings
@@ -113,6 +114,17 @@ class AppState:
         return self.search
 
 
+def _replay_posted_events(events: EventSink, search: SearchService, recommend: RecommendService | None) -> None:
+    """Events posted before a restart are reflected after it: feed the stored log back in."""
+    read = getattr(events, "read", None)
+    if read is None:
+        return
+    posted = list(read())
+    search.users.add(posted)
+    if recommend is not None:
+        recommend.add(posted)
+
+
 def _load_in_background(state: AppState) -> None:
     settings = state.settings
     try:
@@ -127,12 +139,7 @@ def _load_in_background(state: AppState) -> None:
         recommend = RecommendService.load(bundle.folder, bundle.catalog, threads=settings.threads)
         if recommend is not None:
             recommend.add(sorted(bundle.user_events, key=lambda e: e.timestamp), update_models=False)
-        read = getattr(state.events, "read", None)
-        if read is not None:  # events posted before a restart are reflected after it
-            posted = list(read())
-            service.users.add(posted)
-            if recommend is not None:
-                recommend.add(posted)
+        _replay_posted_events(state.events, service, recommend)
         state.recommend = recommend
         state.search = service
     except Exception as exc:  # reported by /readyz and every request; the process stays up
@@ -154,11 +161,8 @@ def create_app(
     state = AppState(settings, sink)
     state.search = search
     state.recommend = recommend
-    if search is not None and hasattr(sink, "read"):
-        posted = list(sink.read())
-        search.users.add(posted)
-        if recommend is not None:
-            recommend.add(posted)
+    if search is not None:
+        _replay_posted_events(sink, search, recommend)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

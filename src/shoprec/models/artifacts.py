@@ -119,9 +119,7 @@ def write_manifest(
 def read_manifest(folder: Path) -> dict[str, Any]:
     path = Path(folder) / MANIFEST
     if not path.is_file():
-        raise ArtifactError(
-            f"{folder}: no {MANIFEST}; not an artifacts folder (run `shoprec build`)"
-        )
+        raise ArtifactError(f"{folder}: no {MANIFEST}; not an artifacts folder (run `shoprec build`)")
     try:
         manifest: dict[str, Any] = json.loads(path.read_text())
     except ValueError as exc:
@@ -130,9 +128,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise ArtifactError(f"{path}: malformed manifest (no 'files' table)")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
-        raise ArtifactError(
-            f"{path}: format version {version!r}, this shoprec reads {FORMAT_VERSION}"
-        )
+        raise ArtifactError(f"{path}: format version {version!r}, this shoprec reads {FORMAT_VERSION}")
     return manifest
 
 
@@ -149,9 +145,7 @@ def verify(folder: Path, *, progress: Callable[[str], None] | None = None) -> di
             progress(rel)
         actual = sha256_file(path)
         if actual != digest:
-            raise IntegrityError(
-                f"{folder}: checksum mismatch for {rel}: manifest {digest[:12]}…, file {actual[:12]}…"
-            )
+            raise IntegrityError(f"{folder}: checksum mismatch for {rel}: manifest {digest[:12]}…, file {actual[:12]}…")
     present = {p.relative_to(folder).as_posix() for p in _files(folder)}
     unlisted = sorted(present - set(listed))
     if unlisted:

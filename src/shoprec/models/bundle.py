@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from shoprec.adapters.eventlog import event_from_json
 from shoprec.core.text import normalize
 from shoprec.errors import ArtifactError
 from shoprec.models import artifacts
@@ -42,31 +43,11 @@ def product_dense_text(p: Product) -> str:
     return ". ".join(parts)
 
 
-def product_to_json(p: Product) -> dict[str, Any]:
-    return {
-        "id": p.id,
-        "title": p.title,
-        "description": p.description,
-        "category": p.category,
-        "brand": p.brand,
-        "price": p.price,
-        "in_stock": p.in_stock,
-        "attributes": dict(p.attributes),
-    }
-
-
 def read_events_jsonl(path: Path) -> Iterator[Event]:
     with path.open(encoding="utf-8") as f:
         for line in f:
             if line.strip():
-                d = json.loads(line)
-                yield Event(
-                    user_id=str(d["user_id"]),
-                    item_id=str(d["item_id"]),
-                    type=d["type"],
-                    timestamp=float(d["timestamp"]),
-                    query=d.get("query"),
-                )
+                yield event_from_json(json.loads(line))
 
 
 def product_from_json(d: Mapping[str, Any]) -> Product:

@@ -108,9 +108,7 @@ class OnnxEncoder:
             vecs = vecs / np.clip(norms, 1e-12, None)
         return vecs.astype(np.float32, copy=False)
 
-    def encode(
-        self, texts: Sequence[str], batch_size: int = 32, *, progress: bool = False
-    ) -> FloatArray:
+    def encode(self, texts: Sequence[str], batch_size: int = 32, *, progress: bool = False) -> FloatArray:
         """Encode ``texts``; sorts by length inside so padding stays small."""
         if len(texts) == 0:
             return np.zeros((0, self.dim), dtype=np.float32)

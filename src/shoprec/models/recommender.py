@@ -220,9 +220,7 @@ class SequentialRecommender:
         vec = self.user_vector(history)
         return (self.item_embeddings[1:] @ vec).astype(np.float32, copy=False)
 
-    def recommend(
-        self, history: Sequence[str], k: int = 10, exclude: Iterable[str] = ()
-    ) -> list[Recommendation]:
+    def recommend(self, history: Sequence[str], k: int = 10, exclude: Iterable[str] = ()) -> list[Recommendation]:
         """The ``k`` best next items as ``(item_id, score)``, best first, minus ``exclude``."""
         return _recommend(self.index, self.scores(history), k, exclude)
 
@@ -240,14 +238,10 @@ class PopularityModel:
         self.index = _ItemIndex(items)
         self.counts = np.asarray(counts, dtype=np.float64).copy()
         if self.counts.shape != (len(self.index) + 1,):
-            raise ArtifactError(
-                f"popularity counts of shape {self.counts.shape} for {len(self.index)} items"
-            )
+            raise ArtifactError(f"popularity counts of shape {self.counts.shape} for {len(self.index)} items")
 
     @classmethod
-    def fit(
-        cls, sequences: Iterable[Sequence[str]], items: Sequence[str] | None = None
-    ) -> PopularityModel:
+    def fit(cls, sequences: Iterable[Sequence[str]], items: Sequence[str] | None = None) -> PopularityModel:
         """Count interactions in ``sequences`` (external ids). ``items`` fixes the vocabulary."""
         seqs = [list(s) for s in sequences]
         index = _ItemIndex(items if items is not None else [])
@@ -282,9 +276,7 @@ class PopularityModel:
     def scores(self, history: Sequence[str] = ()) -> FloatArray:
         return self.counts[1:].astype(np.float32)
 
-    def recommend(
-        self, history: Sequence[str] = (), k: int = 10, exclude: Iterable[str] = ()
-    ) -> list[Recommendation]:
+    def recommend(self, history: Sequence[str] = (), k: int = 10, exclude: Iterable[str] = ()) -> list[Recommendation]:
         return _recommend(self.index, self.scores(history), k, exclude)
 
     def save(self, folder: str | Path) -> None:
@@ -332,8 +324,7 @@ class CoOccurrenceModel:
         n = len(self.index) + 1
         if matrix.shape != (n, n) or np.shape(popularity) != (n,):
             raise ArtifactError(
-                f"co-occurrence matrix {matrix.shape} / popularity {np.shape(popularity)} "
-                f"do not fit {n - 1} items"
+                f"co-occurrence matrix {matrix.shape} / popularity {np.shape(popularity)} do not fit {n - 1} items"
             )
         self.matrix: sp.csr_matrix = sp.csr_matrix(matrix, dtype=np.float32)
         self.popularity = np.asarray(popularity, dtype=np.float64).copy()
@@ -341,9 +332,7 @@ class CoOccurrenceModel:
         self.backward_weight = backward_weight
         self.history_items = history_items
         self.recency_decay = recency_decay
-        self._pending: defaultdict[int, defaultdict[int, float]] = defaultdict(
-            lambda: defaultdict(float)
-        )
+        self._pending: defaultdict[int, defaultdict[int, float]] = defaultdict(lambda: defaultdict(float))
 
     @classmethod
     def from_ids(
@@ -482,9 +471,7 @@ class CoOccurrenceModel:
         """A score for every item (aligned with :attr:`items`), higher is better."""
         return self._score_row(self.index.ids(history))[1:].astype(np.float32)
 
-    def recommend(
-        self, history: Sequence[str], k: int = 10, exclude: Iterable[str] = ()
-    ) -> list[Recommendation]:
+    def recommend(self, history: Sequence[str], k: int = 10, exclude: Iterable[str] = ()) -> list[Recommendation]:
         """The ``k`` items most often bought after / with the last items of ``history``."""
         return _recommend(self.index, self.scores(history), k, exclude)
 
@@ -545,9 +532,7 @@ class BlendedRecommender:
 
     FILE_META = "blend.json"
 
-    def __init__(
-        self, sequential: SequentialRecommender, cooccurrence: CoOccurrenceModel, weight: float
-    ) -> None:
+    def __init__(self, sequential: SequentialRecommender, cooccurrence: CoOccurrenceModel, weight: float) -> None:
         if not weight >= 0.0:
             raise ArtifactError(f"blend weight must be non-negative, got {weight}")
         if cooccurrence.items[: len(sequential.items)] != sequential.items:
@@ -572,9 +557,7 @@ class BlendedRecommender:
         row: FloatArray = self.score_ids([ids])[0, 1:]
         return row
 
-    def recommend(
-        self, history: Sequence[str], k: int = 10, exclude: Iterable[str] = ()
-    ) -> list[Recommendation]:
+    def recommend(self, history: Sequence[str], k: int = 10, exclude: Iterable[str] = ()) -> list[Recommendation]:
         return _recommend(self.sequential.index, self.scores(history), k, exclude)
 
     def save_weight(self, folder: str | Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import resource
@@ -17,6 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from shoprec.adapters.eventlog import JsonlEventLog
+from shoprec.catalog.loaders import write_products_jsonl
 from shoprec.errors import DataError
 from shoprec.models import artifacts
 from shoprec.models.bundle import (
@@ -24,7 +25,6 @@ from shoprec.models.bundle import (
     CatalogArrays,
     product_dense_text,
     product_text,
-    product_to_json,
 )
 from shoprec.models.encoder import OnnxEncoder
 from shoprec.pipeline.ltr import Group, groups_from_events, groups_from_judgments, train_ranker
@@ -128,9 +128,7 @@ def build(
     with artifacts.write_artifacts(Path(out)) as tmp:
         t = time.perf_counter()
         shutil.copytree(enc_src, tmp / "encoder")
-        with (tmp / "catalog.jsonl").open("w", encoding="utf-8") as f:
-            for p in products:
-                f.write(json.dumps(product_to_json(p), ensure_ascii=False) + "\n")
+        write_products_jsonl(products, tmp / "catalog.jsonl")
         timings["catalog_s"] = time.perf_counter() - t
 
         t = time.perf_counter()
@@ -179,11 +177,7 @@ def build(
         elif events:
             groups, source = groups_from_events(events), "events"
         if events:
-            from shoprec.adapters.eventlog import event_to_json
-
-            with (tmp / "user_events.jsonl").open("w", encoding="utf-8") as f:
-                for e in events:
-                    f.write(json.dumps(event_to_json(e), ensure_ascii=False) + "\n")
+            JsonlEventLog(tmp / "user_events.jsonl", fsync=False).append(events)
         if groups:
             t = time.perf_counter()
             service = SearchService(

@@ -240,9 +240,7 @@ class KeyStore:
         self._records = self._read() if stamp is not None else {}
         self._stamp = stamp
         self._verified = {
-            k: v
-            for k, v in self._verified.items()
-            if k in self._records and not self._records[k].key.revoked
+            k: v for k, v in self._verified.items() if k in self._records and not self._records[k].key.revoked
         }
 
     def _read(self) -> dict[str, _Record]:
@@ -256,17 +254,14 @@ class KeyStore:
             raise KeyStoreError(f"{self.path}: malformed key store (no 'keys' table)")
         if data.get("version") != STORE_VERSION:
             raise KeyStoreError(
-                f"{self.path}: key store version {data.get('version')!r}, "
-                f"this shoprec reads {STORE_VERSION}"
+                f"{self.path}: key store version {data.get('version')!r}, this shoprec reads {STORE_VERSION}"
             )
         records: dict[str, _Record] = {}
         for key_id, d in data["keys"].items():
             try:
                 records[key_id] = _Record.from_json(key_id, d)
             except (KeyError, TypeError, ValueError, binascii.Error, RequestError) as exc:
-                raise KeyStoreError(
-                    f"{self.path}: malformed entry for key {key_id}: {exc}"
-                ) from exc
+                raise KeyStoreError(f"{self.path}: malformed entry for key {key_id}: {exc}") from exc
         return records
 
     def _write(self) -> None:

@@ -66,16 +66,12 @@ class VerifyResult:
 
 def canonical_json(obj: Any) -> bytes:
     """The one serialisation that is hashed: sorted keys, no spaces, ASCII, no NaN."""
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    ).encode("ascii")
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 def entry_hash(entry: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of the canonical JSON of ``entry`` without its ``hash`` field."""
-    return hashlib.sha256(
-        canonical_json({k: v for k, v in entry.items() if k != "hash"})
-    ).hexdigest()
+    return hashlib.sha256(canonical_json({k: v for k, v in entry.items() if k != "hash"})).hexdigest()
 
 
 def _check_entry(entry: Any, expected_seq: int, prev_hash: str) -> str | None:
@@ -110,9 +106,7 @@ def verify(path: Path, *, expected_head: str | None = None) -> VerifyResult:
     with f:
         for line_no, raw in enumerate(f, start=1):
             if not raw.endswith(b"\n"):
-                return VerifyResult(
-                    False, count, line_no, "incomplete last line (torn write?)", prev
-                )
+                return VerifyResult(False, count, line_no, "incomplete last line (torn write?)", prev)
             try:
                 entry = json.loads(raw)
             except ValueError as exc:
@@ -192,9 +186,7 @@ class AuditLog:
         with self._lock, self._locked_fd() as fd:
             return self._current_head(fd)
 
-    def append(
-        self, action: str, actor: str, details: Mapping[str, Any] | None = None
-    ) -> dict[str, Any]:
+    def append(self, action: str, actor: str, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Append one entry, fsync'd, and return it."""
         if not isinstance(action, str) or not action:
             raise DataError("an audit entry needs an action")
@@ -212,9 +204,7 @@ class AuditLog:
         try:
             canonical_json(entry["details"])
         except (TypeError, ValueError) as exc:
-            raise DataError(
-                f"audit details for {action!r} are not JSON-serialisable: {exc}"
-            ) from exc
+            raise DataError(f"audit details for {action!r} are not JSON-serialisable: {exc}") from exc
         with self._lock, self._locked_fd() as fd:
             seq, prev = self._current_head(fd)
             entry["seq"] = seq + 1

@@ -69,8 +69,7 @@ try:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise DependencyError(
-        "signing and encrypting artifacts needs the 'cryptography' package: "
-        "pip install 'cryptography>=42'"
+        "signing and encrypting artifacts needs the 'cryptography' package: pip install 'cryptography>=42'"
     ) from exc
 
 SIGNATURE: Final = "manifest.sig"
@@ -175,8 +174,7 @@ def _refuse_overwrite(*paths: Path) -> None:
     existing = [str(p) for p in paths if p.exists()]
     if existing:
         raise KeyFileError(
-            f"refusing to overwrite an existing key: {', '.join(existing)} "
-            "(move it away first, or pass overwrite=True)"
+            f"refusing to overwrite an existing key: {', '.join(existing)} (move it away first, or pass overwrite=True)"
         )
 
 
@@ -228,14 +226,11 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError:
-        raise KeyFileError(
-            f"{path}: the private key is password-protected; shoprec reads unencrypted keys"
-        ) from None
+        raise KeyFileError(f"{path}: the private key is password-protected; shoprec reads unencrypted keys") from None
     except (ValueError, UnsupportedAlgorithm):
         if b"PUBLIC KEY" in data:
             raise KeyFileError(
-                f"{path}: this is a public key; signing needs the private key "
-                "(the file without .pub)"
+                f"{path}: this is a public key; signing needs the private key (the file without .pub)"
             ) from None
         raise KeyFileError(f"{path}: not a PEM private key") from None
     if not isinstance(key, Ed25519PrivateKey):
@@ -262,9 +257,7 @@ def load_public_key(path: Path) -> Ed25519PublicKey:
 
 def key_id(public_key: Ed25519PublicKey) -> str:
     """The first 16 hex digits of the SHA-256 of the raw 32-byte public key."""
-    raw = public_key.public_bytes(
-        encoding=serialization.Encoding.Raw, format=serialization.PublicFormat.Raw
-    )
+    raw = public_key.public_bytes(encoding=serialization.Encoding.Raw, format=serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
 
 
@@ -316,9 +309,7 @@ def read_signature(folder: Path) -> dict[str, Any]:
     """Read and validate the shape of ``manifest.sig``; raise :class:`UnsignedError` if absent."""
     path = Path(folder) / SIGNATURE
     if not path.is_file():
-        raise UnsignedError(
-            f"{folder}: unsigned: no {SIGNATURE} (sign it with `shoprec sign {folder} --key K`)"
-        )
+        raise UnsignedError(f"{folder}: unsigned: no {SIGNATURE} (sign it with `shoprec sign {folder} --key K`)")
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
@@ -327,8 +318,7 @@ def read_signature(folder: Path) -> dict[str, Any]:
         raise SignatureError(f"{path}: malformed signature file: not a JSON object")
     if record.get("algorithm") != SIGNATURE_ALGORITHM:
         raise SignatureError(
-            f"{path}: signature algorithm {record.get('algorithm')!r}, "
-            f"shoprec checks {SIGNATURE_ALGORITHM!r}"
+            f"{path}: signature algorithm {record.get('algorithm')!r}, shoprec checks {SIGNATURE_ALGORITHM!r}"
         )
     for field in ("key_id", "signature", "manifest_sha256"):
         if not isinstance(record.get(field), str):
@@ -407,8 +397,7 @@ def _decode_key_text(text: str, source: str) -> bytes:
                 key = base64.urlsafe_b64decode(text)
             except (binascii.Error, ValueError):
                 raise KeyFileError(
-                    f"{source}: the data key is neither base64 nor hex "
-                    f"(it must encode {DATA_KEY_BYTES} random bytes)"
+                    f"{source}: the data key is neither base64 nor hex (it must encode {DATA_KEY_BYTES} random bytes)"
                 ) from None
     return _check_data_key(key, source)
 
@@ -557,8 +546,7 @@ def read_artifact_bytes(folder: Path, relative: str, key: bytes | None) -> bytes
     if encrypted.is_file():
         if key is None:
             raise KeyFileError(
-                f"{folder}: {relative} is encrypted; a data key is needed "
-                f"(set ${DATA_KEY_ENV} or pass a key file)"
+                f"{folder}: {relative} is encrypted; a data key is needed (set ${DATA_KEY_ENV} or pass a key file)"
             )
         return decrypt_file_to_memory(key, encrypted, relative_name=relative)
     plain = artifacts.safe_path(folder, relative)
@@ -573,9 +561,7 @@ def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
     _atomic_write(folder / artifacts.MANIFEST, text.encode("utf-8"))
 
 
-def encrypt_artifacts(
-    folder: Path, key: bytes, *, patterns: Sequence[str] = DEFAULT_PATTERNS
-) -> dict[str, Any]:
+def encrypt_artifacts(folder: Path, key: bytes, *, patterns: Sequence[str] = DEFAULT_PATTERNS) -> dict[str, Any]:
     """Encrypt the files matching ``patterns`` in place (``name`` → ``name.enc``).
 
     Checks every checksum first, writes each ``.enc`` atomically, then rewrites the manifest
@@ -613,9 +599,7 @@ def encrypt_artifacts(
     try:
         for rel in targets:
             src = artifacts.safe_path(folder, rel)
-            dst = encrypt_file(
-                key, src, src.with_name(src.name + ENCRYPTED_SUFFIX), relative_name=rel
-            )
+            dst = encrypt_file(key, src, src.with_name(src.name + ENCRYPTED_SUFFIX), relative_name=rel)
             written.append(dst)
             del files[rel]
             files[rel + ENCRYPTED_SUFFIX] = artifacts.sha256_file(dst)

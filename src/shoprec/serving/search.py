@@ -210,6 +210,7 @@ class SearchService:
         )
         timings["retrieve_ms"] = (clock() - t) * 1000
         ranker_name = "none"
+        profile: UserProfile | None = None
         if pipeline == "bm25":
             scores = np.where(np.isfinite(cand.bm25_rank), cand.bm25, -np.inf).astype(np.float32)
         elif pipeline == "dense":
@@ -219,7 +220,8 @@ class SearchService:
             ranker_name = "fusion"
         else:
             t = clock()
-            feats = self.features(ctx, cand, self.users.get(user_id))
+            profile = self.users.get(user_id)
+            feats = self.features(ctx, cand, profile)
             scores = self.bundle.ranker.predict(feats)
             timings["rank_ms"] = (clock() - t) * 1000
             ranker_name = "learned"
@@ -242,7 +244,7 @@ class SearchService:
                 }
             hits.append(Hit(products[row].id, float(scores[j]), stages))
         timings["total_ms"] = (clock() - t0) * 1000
-        personalized = user_id is not None and ranker_name == "learned" and self.users.get(user_id) is not None
+        personalized = profile is not None
         return SearchResult(
             hits=hits, pipeline=pipeline, ranker=ranker_name, timings_ms=timings, personalized=personalized
         )

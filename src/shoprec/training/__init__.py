@@ -12,6 +12,5 @@ from shoprec.errors import DependencyError
 _missing = [m for m in ("torch", "transformers") if importlib.util.find_spec(m) is None]
 if _missing:
     raise DependencyError(
-        f"shoprec.training needs {', '.join(_missing)}: "
-        "pip install torch==2.13.0 && pip install 'shoprec[train]'"
+        f"shoprec.training needs {', '.join(_missing)}: pip install torch==2.13.0 && pip install 'shoprec[train]'"
     )

@@ -195,9 +195,7 @@ class SASRec(nn.Module):
             self.register_buffer("item_attributes", item_attributes, persistent=True)
             counts = (item_attributes > 0).sum(dim=1, keepdim=True).clamp(min=1)
             self.register_buffer("attr_counts", counts.to(torch.float32), persistent=True)
-        self.blocks = nn.ModuleList(
-            _Block(d, config.heads, config.dropout) for _ in range(config.blocks)
-        )
+        self.blocks = nn.ModuleList(_Block(d, config.heads, config.dropout) for _ in range(config.blocks))
         self.norm = nn.LayerNorm(d, eps=1e-8)
         # Built once (ONNX Runtime has no boolean EyeLike); any top-left slice is valid.
         causal = torch.ones(config.max_len, config.max_len, dtype=torch.bool).tril()
@@ -309,9 +307,7 @@ def _batches(
     return out
 
 
-def attribute_matrix(
-    attributes: Mapping[int, Sequence[int]], n_items: int
-) -> tuple[torch.Tensor, int]:
+def attribute_matrix(attributes: Mapping[int, Sequence[int]], n_items: int) -> tuple[torch.Tensor, int]:
     """Padded ``[n_items + 1, max_attrs]`` attribute ids (shifted by one; 0 is padding),
     and the number of distinct attributes."""
     distinct = sorted({a for i, attrs in attributes.items() if 1 <= i <= n_items for a in attrs})
@@ -368,7 +364,6 @@ class _Adam:
             p.addcdiv_(m, (v.sqrt() / root_correction).add_(self.eps), value=-step_size)
 
 
-
 @torch.no_grad()
 def score_histories(
     model: SASRec, histories: Sequence[Sequence[int]], table: torch.Tensor | None = None
@@ -386,9 +381,7 @@ def score_histories(
     return (users @ t.T).numpy()
 
 
-def _validate(
-    model: SASRec, histories: Sequence[Sequence[int]], targets: Sequence[int]
-) -> dict[str, float]:
+def _validate(model: SASRec, histories: Sequence[Sequence[int]], targets: Sequence[int]) -> dict[str, float]:
     # Users sorted by history length: each batch pads to a similar length.
     order = sorted(range(len(histories)), key=lambda i: len(histories[i]))
     with torch.no_grad():
@@ -427,9 +420,7 @@ def train_sasrec(
         torch.set_num_threads(threads_before)
 
 
-def _loss(
-    hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, negatives: int
-) -> torch.Tensor:
+def _loss(hidden: torch.Tensor, targets: torch.Tensor, table: torch.Tensor, negatives: int) -> torch.Tensor:
     """Cross-entropy of the next item: over all items, or over sampled negatives."""
     n_items = table.shape[0] - 1
     if negatives == 0 or negatives >= n_items:
