@@ -159,11 +159,12 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_eval_search(args: argparse.Namespace) -> int:
     from shoprec.catalog.loaders import load_judgments
     from shoprec.pipeline.evaluate import evaluate_search
+    from shoprec.serving.search import PIPELINES, Pipeline
 
     judgments, rep = load_judgments(args.judgments, skip_bad_rows=args.skip_bad_rows)
     _report(rep)
     service = _service(args.artifacts)
-    pipelines = [args.pipeline] if args.pipeline != "all" else ["bm25", "dense", "hybrid", "full"]
+    pipelines: list[Pipeline] = [args.pipeline] if args.pipeline != "all" else list(PIPELINES)
     results = [evaluate_search(service, judgments, pipeline=p, progress=not args.json) for p in pipelines]
     cols = ["pipeline", "ndcg@10", "recall@100", "mrr", "queries", "skipped", "p50_ms", "p99_ms"]
     print(" | ".join(f"{c:>10}" for c in cols))

@@ -89,7 +89,7 @@ class OnnxEncoder:
 
     @property
     def provider(self) -> str:
-        return self.session.get_providers()[0]
+        return str(self.session.get_providers()[0])
 
     def _encode_batch(self, texts: Sequence[str]) -> FloatArray:
         encs = self.tokenizer.encode_batch(list(texts))

@@ -90,8 +90,8 @@ class VectorIndex:
         k = max(1, min(k, self.size))
         params: faiss.SearchParameters | None = None
         if self.kind == "hnsw":
-            params = faiss.SearchParametersHNSW()
-            params.efSearch = max(ef_search, k)
+            params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]  # not in faiss's stubs
+            params.efSearch = max(ef_search, k)  # type: ignore[union-attr]
         if allowed is not None:
             bitmap = np.packbits(allowed.astype(np.uint8), bitorder="little")
             sel = faiss.IDSelectorBitmap(allowed.shape[0], faiss.swig_ptr(bitmap))

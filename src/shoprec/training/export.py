@@ -62,7 +62,7 @@ def load_backbone(model_dir: Path) -> nn.Module:
     from transformers import AutoModel
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    model = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
+    model: nn.Module = AutoModel.from_pretrained(str(model_dir), local_files_only=True)
     model.eval()
     return model
 
