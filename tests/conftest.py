@@ -28,3 +28,15 @@ def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory, teacher_dir: Path) 
     out = tmp_path_factory.mktemp("artifacts") / "tiny"
     build(tiny_products(), out, events=tiny_events(), encoder_dir=teacher_dir, progress=False)
     return out
+
+
+@pytest.fixture()
+def redis_server(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A fresh real redis-server on a free loopback port (see tests/redisserver.py)."""
+    from redisserver import RedisServer
+
+    server = RedisServer(tmp_path).start()
+    try:
+        yield server
+    finally:
+        server.stop()
