@@ -91,6 +91,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         threads=args.threads,
         int8=args.int8,
         max_train_queries=args.max_train_queries,
+        validation_fraction=args.validation_fraction,
     )
     manifest = build(
         products,
@@ -421,6 +422,13 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=4000,
         help="cap on queries used to train the ranker (sampled with --seed)",
+    )
+    p.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.2,
+        help="fraction of judged queries (or event sessions) held out of ranker training and stored "
+        "as validation.jsonl for quality gates (0 keeps all for training)",
     )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int)

@@ -28,6 +28,7 @@ from shoprec.models.bundle import (
 )
 from shoprec.models.encoder import OnnxEncoder
 from shoprec.pipeline.ltr import Group, groups_from_events, groups_from_judgments, train_ranker
+from shoprec.pipeline.validation import VALIDATION_FILE, split_groups, write_validation
 from shoprec.retrieval.lexical import LexicalIndex
 from shoprec.retrieval.vector import DEFAULT_EXACT_MAX, VectorIndex
 from shoprec.serving.search import SearchService
@@ -51,6 +52,7 @@ class BuildOptions:
     recommender: bool = True
     recommender_max_train_s: float = 300.0
     max_train_queries: int = 4000
+    validation_fraction: float = 0.2
 
 
 def default_cache_dir() -> Path:
@@ -178,6 +180,9 @@ def build(
             groups, source = groups_from_events(events), "events"
         if events:
             JsonlEventLog(tmp / "user_events.jsonl", fsync=False).append(events)
+        groups, validation = split_groups(groups, options.validation_fraction, seed=options.seed)
+        if validation:
+            write_validation(validation, tmp / VALIDATION_FILE)
         if groups:
             t = time.perf_counter()
             service = SearchService(
@@ -228,6 +233,7 @@ def build(
             "timings_s": {k: round(v, 2) for k, v in timings.items()},
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "ranker": ranker_metrics,
+            "validation": {"groups": len(validation), "source": source if validation else "none"},
             "recommender": recommender_metrics,
         }
         config = {

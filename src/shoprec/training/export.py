@@ -13,6 +13,7 @@ import logging
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -75,7 +76,12 @@ def export_onnx(module: nn.Module, path: Path, *, opset: int = 17) -> None:
     types = torch.zeros((2, 8), dtype=torch.long)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".onnx.tmp")
-    with torch.no_grad():
+    # The TorchScript exporter is deprecated in favour of torch.export (and warns about its own
+    # internals and about traced Python branches in transformers' mask code, which are fixed by
+    # the dynamic axes) but is still the one that handles this model without extra dependencies;
+    # silence warnings for the duration of the export only. Parity is tested against torch.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             module,
             (ids, mask, types),
