@@ -11,6 +11,7 @@ from live import LiveServer, wait_ready
 
 from shoprec.catalog.synthetic import generate_storefront
 from shoprec.http.app import create_app
+from shoprec.models.recommender import BlendedRecommender
 from shoprec.pipeline.build import BuildOptions, build
 from shoprec.settings import Settings
 
@@ -36,6 +37,7 @@ def test_recommend_known_unknown_and_near_line(
     live_server: Callable[[Any], LiveServer], shop: tuple[Path, Any], tmp_path: Path
 ) -> None:
     art, sf = shop
+    assert BlendedRecommender.read_weight(art / "recommender") is not None  # known users get the blend
     settings = Settings.load(environ={}, artifacts=art, data_dir=tmp_path)
     known = sf.events[0].user_id
     seen = {e.item_id for e in sf.events if e.user_id == known}

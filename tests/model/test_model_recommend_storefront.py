@@ -22,7 +22,7 @@ def test_sequential_and_cooccurrence_beat_popularity(tmp_path: Path) -> None:
     path.write_text("".join(f"{u} {' '.join(s)}\n" for u, s in user_sequences(sf.events).items()))
     result = evaluate_recommenders(
         path,
-        models=("popularity", "cooccurrence", "sasrec"),
+        models=("popularity", "cooccurrence", "sasrec", "blend"),
         progress=False,
         sasrec_config=replace(SASRecConfig(), max_train_s=40),
     )
@@ -32,3 +32,6 @@ def test_sequential_and_cooccurrence_beat_popularity(tmp_path: Path) -> None:
     assert m["sasrec"]["ndcg@10"] > 3 * floor, m
     assert m["cooccurrence"]["ndcg@10"] > 3 * floor, m
     assert m["sasrec"]["hr@10"] > m["popularity"]["hr@10"]
+    # The top level reports what build ships for known users: the blend, chosen on validation.
+    assert result["model"] == "blend" and result["ndcg@10"] == m["blend"]["ndcg@10"] > 3 * floor
+    assert m["blend"]["weight"] >= 0

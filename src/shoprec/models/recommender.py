@@ -565,6 +565,17 @@ class BlendedRecommender:
         _write_json_atomic(Path(folder) / self.FILE_META, {"kind": "blend", "weight": self.weight})
 
     @classmethod
+    def read_weight(cls, folder: str | Path) -> float | None:
+        """The weight stored in ``folder/blend.json``; None when the folder holds no blend."""
+        path = Path(folder) / cls.FILE_META
+        if not path.is_file():
+            return None
+        weight = _load_json(path).get("weight")
+        if not isinstance(weight, int | float) or isinstance(weight, bool):
+            raise ArtifactError(f"{path}: weight must be a number, got {weight!r}")
+        return float(weight)
+
+    @classmethod
     def load(cls, folder: str | Path) -> BlendedRecommender:
         """Load ``folder/sequential``, ``folder/cooccurrence`` and ``folder/blend.json``."""
         folder = Path(folder)

@@ -88,10 +88,12 @@ def evaluate_recommenders(
 
     Models: ``popularity``, ``cooccurrence``, ``sasrec`` and ``blend`` (SASRec and
     co-occurrence as a product of experts, the co-occurrence exponent chosen on the
-    validation items; it trains SASRec even when ``sasrec`` is not listed). Top level: the sequential model's (SASRec's)
-    ``ndcg@{5,10,20}``, ``hr@{5,10,20}``, ``users``, ``items``, ``train_s`` (SASRec training
-    seconds) and ``total_s``; ``models`` maps each model name to its metrics (for SASRec,
-    epochs and early stopping too). Without SASRec the top level holds the last model's.
+    validation items; it trains SASRec even when ``sasrec`` is not listed). Top level: the
+    served sequential model's — the blend when evaluated (it is what ``build`` ships for known
+    users), else SASRec's — ``ndcg@{5,10,20}``, ``hr@{5,10,20}``, ``users``, ``items``,
+    ``train_s`` (SASRec training seconds) and ``total_s``, with ``model`` naming it;
+    ``models`` maps each model name to its metrics (for SASRec, epochs and early stopping
+    too). Without either the top level holds the last model's.
     ``out_dir`` keeps the models: ``sequential/`` (the exported SASRec), ``cooccurrence/``,
     ``popularity/`` and ``blend.json``.
     """
@@ -168,7 +170,7 @@ def evaluate_recommenders(
             results[name]["seconds"] = round(time.perf_counter() - t, 1)
             log.info("%s: %s", name, results[name])
 
-    main = "sasrec" if "sasrec" in results else list(results)[-1]
+    main = next((m for m in ("blend", "sasrec") if m in results), list(results)[-1])
     return {
         "model": main,
         **{f"{m}@{k}": results[main][f"{m}@{k}"] for m in ("ndcg", "hr") for k in KS},

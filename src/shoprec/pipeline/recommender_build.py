@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from shoprec.models.recommender import CoOccurrenceModel, PopularityModel
+from shoprec.models.recommender import BlendedRecommender, CoOccurrenceModel, PopularityModel, SequentialRecommender
 from shoprec.types import Event, Product
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,8 @@ def build_recommenders(
     max_train_s: float | None = 300.0,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Write ``popularity/``, ``cooccurrence/`` and (with enough users) ``sequential/`` under
+    """Write ``popularity/``, ``cooccurrence/`` and (with enough users) ``sequential/`` and
+    ``blend.json`` (SASRec blended with item transitions, what known users get) under
     ``folder``; return build metrics."""
     t0 = time.perf_counter()
     catalog_ids = {p.id for p in products}
@@ -71,7 +72,7 @@ def build_recommenders(
     if len(trainable) < MIN_USERS_FOR_SEQUENTIAL:
         metrics["sequential"] = f"skipped: {len(trainable)} users with 2+ items"
         return metrics
-    from shoprec.core.sequences import build_vocabulary, encode_sequences
+    from shoprec.core.sequences import build_vocabulary, encode_sequences, select_blend_weight
     from shoprec.training.sasrec import SASRecConfig, export_sasrec, train_sasrec
 
     vocab = build_vocabulary(trainable)
@@ -91,5 +92,21 @@ def build_recommenders(
         "valid_ndcg@10": round(history.best_valid.get("ndcg@10", 0.0), 4),
         "train_s": round(history.train_s, 1),
     }
+    # What is served for known users: SASRec blended with item transitions. The weight is
+    # chosen on the validation items with transitions counted on the training part only (as
+    # in `eval recommend`); the served transitions then count every sequence, over SASRec's
+    # vocabulary so the two models number items alike.
+    sequential = SequentialRecommender.load(folder / "sequential")
+    weight, curve = select_blend_weight(
+        sequential.score_ids,
+        CoOccurrenceModel.from_ids(train, vocab).score_ids,
+        train,
+        valid,
+        len(vocab),
+    )
+    blend = BlendedRecommender(sequential, CoOccurrenceModel.from_ids([encoded[u] for u in users], vocab), weight)
+    blend.cooccurrence.save(folder / "cooccurrence")
+    blend.save_weight(folder)
+    metrics["blend"] = {"weight": weight, "valid_ndcg@10": round(curve[weight], 4)}
     metrics["total_s"] = round(time.perf_counter() - t0, 1)
     return metrics

@@ -2,7 +2,8 @@
 
 Strategies, in order of preference for a user:
 
-- ``sequential``  the SASRec model over the user's recent items (known users);
+- ``sequential``  the SASRec model over the user's recent items (known users), blended with
+  item-to-item transitions when the artifacts hold ``blend.json`` (they do when built);
 - ``cooccurrence`` item-to-item transitions from the last items (when no sequential model);
 - ``popularity``  the fallback for unknown users, and the floor every model must beat.
 
@@ -25,7 +26,12 @@ import numpy.typing as npt
 from shoprec.core.fusion import top_k
 from shoprec.errors import NotFoundError
 from shoprec.models.bundle import CatalogArrays
-from shoprec.models.recommender import CoOccurrenceModel, PopularityModel, SequentialRecommender
+from shoprec.models.recommender import (
+    BlendedRecommender,
+    CoOccurrenceModel,
+    PopularityModel,
+    SequentialRecommender,
+)
 from shoprec.types import Event, Filters
 
 log = logging.getLogger(__name__)
@@ -48,12 +54,16 @@ class RecommendService:
         popularity: PopularityModel,
         cooccurrence: CoOccurrenceModel | None,
         sequential: SequentialRecommender | None,
+        blend_weight: float | None = None,
         max_history: int = 50,
     ) -> None:
         self.catalog = catalog
         self.popularity = popularity
         self.cooccurrence = cooccurrence
         self.sequential = sequential
+        self.blend: BlendedRecommender | None = None
+        if sequential is not None and cooccurrence is not None and blend_weight is not None:
+            self.blend = BlendedRecommender(sequential, cooccurrence, blend_weight)
         self._history: dict[str, deque[str]] = defaultdict(lambda: deque(maxlen=max_history))
         self._seen: dict[str, set[str]] = defaultdict(set)
         self._lock = threading.Lock()
@@ -68,7 +78,13 @@ class RecommendService:
             SequentialRecommender.load(root / "sequential", threads=threads) if (root / "sequential").is_dir() else None
         )
         co = CoOccurrenceModel.load(root / "cooccurrence") if (root / "cooccurrence").is_dir() else None
-        return cls(catalog, popularity=PopularityModel.load(root / "popularity"), cooccurrence=co, sequential=seq)
+        return cls(
+            catalog,
+            popularity=PopularityModel.load(root / "popularity"),
+            cooccurrence=co,
+            sequential=seq,
+            blend_weight=BlendedRecommender.read_weight(root),
+        )
 
     def add(self, events: Iterable[Event], *, update_models: bool = True) -> int:
         """Near-line update from events (time order). ``update_models=False`` only restores
@@ -112,7 +128,10 @@ class RecommendService:
     ) -> Recommendations:
         history = self.history(user_id) if user_id else []
         strategy = "popularity"
-        if history and self.sequential is not None:
+        if history and self.blend is not None:
+            scores = self._catalog_scores(self.blend.items, self.blend.scores(history))
+            strategy = "sequential"
+        elif history and self.sequential is not None:
             scores = self._catalog_scores(self.sequential.items, self.sequential.scores(history))
             strategy = "sequential"
         elif history and self.cooccurrence is not None:

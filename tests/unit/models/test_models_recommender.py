@@ -75,3 +75,15 @@ def test_cooccurrence_load_refuses_malformed_arrays(tmp_path: Path) -> None:
     np.save(tmp_path / "cooc_indptr.npy", np.array([0, 1]))
     with pytest.raises(ArtifactError):
         CoOccurrenceModel.load(tmp_path)
+
+
+def test_blend_weight_file_round_trip_and_bad_values(tmp_path: Path) -> None:
+    from shoprec.models.recommender import BlendedRecommender
+
+    assert BlendedRecommender.read_weight(tmp_path) is None
+    (tmp_path / BlendedRecommender.FILE_META).write_text('{"kind": "blend", "weight": 2.5}')
+    assert BlendedRecommender.read_weight(tmp_path) == 2.5
+    for bad in ('{"weight": "high"}', '{"weight": true}', "[1]", "not json"):
+        (tmp_path / BlendedRecommender.FILE_META).write_text(bad)
+        with pytest.raises(ArtifactError, match="blend.json"):
+            BlendedRecommender.read_weight(tmp_path)
