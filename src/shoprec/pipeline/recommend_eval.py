@@ -138,7 +138,7 @@ def evaluate_recommenders(
                 if out_dir is not None:
                     cooc.save(keep / "cooccurrence")
             if name == "sasrec" or (name == "blend" and sequential is None):
-                sequential, summary = _train_sasrec(
+                sequential, summary = train_and_load_sasrec(
                     train_seqs,
                     valid_targets,
                     vocab,
@@ -183,7 +183,7 @@ def evaluate_recommenders(
     }
 
 
-def _train_sasrec(
+def train_and_load_sasrec(
     train_seqs: list[list[int]],
     valid_targets: list[int],
     vocab: Sequence[str],

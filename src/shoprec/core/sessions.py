@@ -1,0 +1,98 @@
+"""Session-based next-click prediction (the GRU4Rec / session-kNN protocol). Pure: numpy only.
+
+Protocol:
+
+- a click log is ``SessionId, ItemId, Time`` rows; a session is its clicks in time order,
+  consecutive repeats of one item kept (they are real clicks) — as in the reference code;
+- training sessions give the models; for every test session of at least 2 clicks and
+  every position ``i >= 1``, the history is clicks ``[0, i)`` and the target click ``i``;
+- targets whose item never occurs in training cannot be ranked by any model: they are
+  skipped and counted; every training item is a candidate (nothing excluded);
+- HR@k = 1 if the target's 0-based rank < k; MRR@k = 1 / (rank + 1) if rank < k, else 0.
+  Ranks come from :func:`shoprec.core.sequences.target_ranks` (stable ties).
+
+:func:`read_clicks` is the one function here that opens a file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from shoprec.errors import DataError, RowError
+from shoprec.types import LoadReport
+
+HEADER = ("sessionid", "itemid", "time")
+
+
+def parse_clicks(lines: Iterable[str], source: str = "<clicks>") -> tuple[dict[str, list[str]], LoadReport]:
+    """Tab-separated ``SessionId  ItemId  Time`` rows (header optional) -> ``{session: [items]}``
+    in time order (stable for equal times). A malformed row raises
+    :class:`~shoprec.errors.RowError` naming the source and its 1-based line."""
+    clicks: dict[str, list[tuple[float, int, str]]] = {}
+    rows = 0
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        parts = line.rstrip("\n").split("\t")
+        if line_no == 1 and tuple(p.strip().lower() for p in parts) == HEADER:
+            continue
+        if len(parts) != 3:
+            raise RowError(source, line_no, f"expected 3 tab-separated fields, got {len(parts)}")
+        session, item, when = (p.strip() for p in parts)
+        if not session or not item:
+            raise RowError(source, line_no, "empty session or item id")
+        try:
+            t = float(when)
+        except ValueError:
+            raise RowError(source, line_no, f"time {when!r} is not a number") from None
+        if not np.isfinite(t):
+            raise RowError(source, line_no, f"time {when!r} is not finite")
+        rows += 1
+        clicks.setdefault(session, []).append((t, rows, item))
+    sessions = {s: [item for _, _, item in sorted(c)] for s, c in clicks.items()}
+    return sessions, LoadReport(path=source, rows=rows, kept=len(sessions), duplicates=0, skipped=0)
+
+
+def read_clicks(path: str | Path) -> tuple[dict[str, list[str]], LoadReport]:
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as f:
+            return parse_clicks(f, str(path))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read clicks: {exc}") from exc
+
+
+def next_click_cases(
+    sessions: Mapping[str, Sequence[str]], index: Mapping[str, int]
+) -> tuple[list[list[int]], list[int], int]:
+    """(histories, targets, skipped): one case per click after the first of each session.
+
+    Items map through ``index`` (1-based ids); a target missing from it is skipped and
+    counted; history items missing from it are dropped (no model knows them)."""
+    histories: list[list[int]] = []
+    targets: list[int] = []
+    skipped = 0
+    for items in sessions.values():
+        ids = [index.get(i, 0) for i in items]
+        for pos in range(1, len(ids)):
+            if ids[pos] == 0:
+                skipped += 1
+                continue
+            histories.append([i for i in ids[:pos] if i])
+            targets.append(ids[pos])
+    return histories, targets, skipped
+
+
+def hit_and_mrr(ranks: npt.NDArray[np.integer], ks: Sequence[int]) -> dict[str, float]:
+    """Mean HR@k and MRR@k for single-target 0-based ``ranks``."""
+    r = np.asarray(ranks, dtype=np.int64)
+    out: dict[str, float] = {}
+    for k in ks:
+        hit = r < k
+        out[f"hr@{k}"] = float(hit.mean()) if r.size else 0.0
+        out[f"mrr@{k}"] = float(np.where(hit, 1.0 / (r + 1), 0.0).mean()) if r.size else 0.0
+    return out
