@@ -201,6 +201,24 @@ def cmd_eval_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval_sessions(args: argparse.Namespace) -> int:
+    from shoprec.pipeline.session_eval import evaluate_sessions
+
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    try:
+        result = evaluate_sessions(args.train, args.test, models=models, seed=args.seed, progress=not args.quiet)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    cols = ["hr@10", "mrr@10", "hr@20", "mrr@20"]
+    print(f"{result['train_sessions']} training sessions, {result['items']} items, {result['cases']} test clicks")
+    print(f"{'model':>14} | " + " | ".join(f"{c:>8}" for c in cols))
+    for name, m in result["models"].items():
+        print(f"{name:>14} | " + " | ".join(f"{m[c]:>8.4f}" for c in cols))
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -469,14 +487,26 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--attributes", help="JSON item -> list of attribute ids (e.g. item2attributes.json)")
     e.add_argument(
         "--models",
-        default="popularity,cooccurrence,sasrec",
-        help="comma-separated: popularity, cooccurrence, sasrec, blend",
+        default="popularity,cooccurrence,sasrec,blend",
+        help="comma-separated: popularity, cooccurrence, sasrec, blend (SASRec with item transitions: "
+        "what build serves to known users, reported at top level when listed)",
     )
     e.add_argument("--out", help="keep the trained models in this folder")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
     e.set_defaults(func=cmd_eval_recommend)
+    e = esub.add_parser(
+        "sessions",
+        help="session-based next-click prediction on click logs (SessionId, ItemId, Time; HR@k, MRR@k)",
+    )
+    e.add_argument("--train", required=True, help="TSV SessionId, ItemId, Time (header optional)")
+    e.add_argument("--test", required=True, help="TSV of test sessions, same format")
+    e.add_argument("--models", default="popularity,cooccurrence,sknn,sasrec", help="comma-separated")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    e.set_defaults(func=cmd_eval_sessions)
 
     p = sub.add_parser("sign", help="sign an artifacts folder's manifest with Ed25519 (after any encryption)")
     p.add_argument("dir")

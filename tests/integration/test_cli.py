@@ -101,3 +101,22 @@ def test_skip_bad_rows_reports_them(tmp_path: Path, teacher_dir: Path) -> None:
     r = build_csv(bad, tmp_path / "a", teacher_dir, "--skip-bad-rows")
     assert r.returncode == 0, r.stderr
     assert "1 duplicates, 1 skipped" in r.stderr and f"{bad}:32" in r.stderr
+
+
+def test_eval_sessions_json_and_bad_row(tmp_path: Path) -> None:
+    train = tmp_path / "train.tsv"
+    test = tmp_path / "test.tsv"
+    rows = ["SessionId\tItemId\tTime"]
+    for s in range(30):  # every session goes a -> b -> c
+        rows += [f"s{s}\ta\t{3 * s}", f"s{s}\tb\t{3 * s + 1}", f"s{s}\tc\t{3 * s + 2}"]
+    train.write_text("\n".join(rows) + "\n")
+    test.write_text("SessionId\tItemId\tTime\nt1\ta\t1\nt1\tb\t2\nt1\tc\t3\nt2\tz\t1\nt2\ta\t2\n")
+    out = shoprec(
+        "eval", "sessions", "--train", str(train), "--test", str(test), "--models", "popularity,sknn", "--json"
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["cases"] == 3 and result["skipped_targets"] == 0  # b after a, c after a b, a after (unknown) z
+    assert result["models"]["sknn"]["hr@10"] == 1.0
+    test.write_text("SessionId\tItemId\tTime\nt1\ta\tyesterday\n")
+    bad = shoprec("eval", "sessions", "--train", str(train), "--test", str(test), check=False)
+    assert bad.returncode != 0 and f"{test}:2" in bad.stderr
