@@ -4,9 +4,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export HF_HUB_OFFLINE=1
+# Tests start their own redis-server on a free port; install it when missing.
 command -v redis-server >/dev/null 2>&1 || {
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
   if command -v apt-get >/dev/null 2>&1; then
-    (apt-get update -qq && apt-get install -y -qq redis-server) >/dev/null 2>&1 || true
+    ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server) >/dev/null 2>&1 ||
+      echo "warning: could not install redis-server; tests that need it will be skipped" >&2
   fi
 }
 exec .venv/bin/python -m pytest -n 2 "$@"
