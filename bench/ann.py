@@ -212,9 +212,7 @@ def recommend(rows: list[dict[str, Any]]) -> tuple[int | None, str]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default=DEFAULT_SIZES, help="comma-separated catalog sizes")
     ap.add_argument("--embeddings", type=Path, help="real vectors (.npy, float, n x dim)")
     ap.add_argument("--ef-search", default=",".join(map(str, EF_SEARCH)), help="HNSW efSearch list")
@@ -240,10 +238,7 @@ def main() -> int:
         f"\nFAISS {faiss.__version__}, dim {dim}, {what}; {N_QUERIES} queries, k={K}, "
         f"one query per call on 1 thread; HNSW M={HNSW_M} efConstruction={EF_CONSTRUCTION}\n"
     )
-    print(
-        "| size | index | efSearch (effective) | build s | p50 ms | p99 ms | recall@100 | "
-        "speedup p50 |"
-    )
+    print("| size | index | efSearch (effective) | build s | p50 ms | p99 ms | recall@100 | speedup p50 |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         ef = "-" if r["ef_search"] is None else f"{r['ef_search']} ({r['ef_effective']})"

@@ -165,9 +165,7 @@ def build_tantivy(titles: Sequence[str], tmp: Path) -> tuple[Engine, list[str]]:
     return Engine("tantivy en_stem", search, build_s, folder_bytes(folder)), errors
 
 
-def evaluate(
-    engine: Engine, ids: Sequence[str], judged: Sequence[tuple[str, dict[str, float]]]
-) -> dict[str, Any]:
+def evaluate(engine: Engine, ids: Sequence[str], judged: Sequence[tuple[str, dict[str, float]]]) -> dict[str, Any]:
     for q, _ in judged[:20]:  # warm caches, lazy imports and mmaps
         engine.search(q)
     lat: list[float] = []
@@ -198,20 +196,14 @@ def cjk_check(tmp: Path) -> dict[str, list[str]]:
     engines = [build_ours(CJK_TITLES, tmp / "cjk-ours"), build_stock(CJK_TITLES, tmp / "cjk-stock")]
     en_stem, _ = tantivy_search(tantivy_index(CJK_TITLES, None))
     engines.append(Engine("tantivy en_stem", en_stem, 0.0, None))
-    ngram = (
-        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.ngram(1, 2, False))
-        .filter(tantivy.Filter.lowercase())
-        .build()
-    )
+    ngram = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.ngram(1, 2, False)).filter(tantivy.Filter.lowercase()).build()
     ngram_search, _ = tantivy_search(tantivy_index(CJK_TITLES, None, "ngram12", ngram))
     engines.append(Engine("tantivy ngram(1,2) (custom, not default)", ngram_search, 0.0, None))
     return {e.name: [CJK_TITLES[r] for r in e.search(CJK_QUERY)] for e in engines}
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--limit-queries", type=int, default=None, metavar="N")
     ap.add_argument("--json", action="store_true", help="also print one JSON object last")

@@ -42,9 +42,7 @@ def split(judgments: Path, out: Path, train_percent: int) -> tuple[Path, Path]:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--train-percent", type=int, default=70)
     ap.add_argument("--artifacts", type=Path, help="keep the artifacts here (default: temporary)")

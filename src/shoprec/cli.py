@@ -14,6 +14,7 @@ from typing import Any
 
 from shoprec import __version__
 from shoprec.errors import ShoprecError
+from shoprec.settings import Settings
 
 log = logging.getLogger("shoprec")
 
@@ -231,25 +232,45 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "workers": args.workers,
     }
     settings = Settings.load(**{k: v for k, v in overrides.items() if v is not None})
-    if settings.artifacts is None:
-        raise ShoprecError("no artifacts: pass --artifacts DIR or set SHOPREC_ARTIFACTS")
+    if settings.artifacts is None and settings.registry is None:
+        raise ShoprecError("no artifacts: pass --artifacts DIR or set SHOPREC_ARTIFACTS (or SHOPREC_REGISTRY)")
     # Workers are separate processes: they read the same settings from the environment.
-    os.environ["SHOPREC_ARTIFACTS"] = str(Path(settings.artifacts).resolve())
+    if settings.artifacts is not None:
+        os.environ["SHOPREC_ARTIFACTS"] = str(Path(settings.artifacts).resolve())
+    scheme = "https" if settings.ssl_certfile else "http"
     print(
-        f"serving {settings.artifacts} on http://{settings.host}:{settings.port} "
+        f"serving {settings.artifacts or settings.registry} on {scheme}://{settings.host}:{settings.port} "
         f"({settings.workers} worker{'s' if settings.workers > 1 else ''})",
         file=sys.stderr,
     )
-    uvicorn.run(
-        "shoprec.http.app:app_from_env",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.workers,
-        log_level=settings.log_level,
-        access_log=False,
-    )
+    uvicorn.run("shoprec.http.app:app_from_env", factory=True, workers=settings.workers, **uvicorn_options(settings))
     return 0
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """What ``shoprec serve`` passes to uvicorn for these settings (TLS included)."""
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "log_level": settings.log_level,
+        "access_log": False,
+    }
+    if settings.ssl_certfile is not None:
+        options["ssl_certfile"] = str(settings.ssl_certfile)
+        options["ssl_keyfile"] = str(settings.ssl_keyfile)
+    return options
+
+
+def _audit_cli(action: str, details: dict[str, Any]) -> None:
+    """Record a key change in the audit log named by the settings (SHOPREC_AUDIT_LOG), if any."""
+    import getpass
+
+    from shoprec.security.audit import AuditLog
+    from shoprec.settings import Settings
+
+    path = Settings.load().audit_log
+    if path is not None:
+        AuditLog(path, time.time).append(action, f"cli:{getpass.getuser()}", details)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -278,9 +299,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             inputs={"products": str(data / "products.jsonl")},
             options=BuildOptions(int8=True, max_train_queries=1500, recommender_max_train_s=30),
         )
+    api_key = _demo_trust(root, art)
     print(f"ready in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     base = f"http://{args.host}:{args.port}"
-    print("\nTry:")
+    print(f"\nDemo API key (roles search, events, admin; also in {root / 'keys' / 'demo-api-key.txt'}):")
+    print(f"  export SHOPREC_KEY={api_key}")
+    print("Try:")
     for url in (
         f"{base}/v1/search?q=cordless+drill&k=5",
         f"{base}/v1/search?q=cordles+dril&k=5&explain=true",
@@ -288,15 +312,43 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"{base}/v1/search?q=drill&user_id=U00001",
         f"{base}/v1/recommend?user_id=U00001&k=5",
         f"{base}/v1/similar/P000001?k=5",
-        f"{base}/readyz",
-        f"{base}/docs",
+        f"{base}/v1/admin/model",
     ):
-        print(f"  curl '{url}'")
+        print(f"  curl -H \"Authorization: Bearer $SHOPREC_KEY\" '{url}'")
+    print(f"  curl '{base}/readyz'    # public, like /healthz; OpenAPI docs at {base}/docs")
     print()
     if args.no_serve:
         return 0
     args.artifacts, args.workers = str(art), 1
     return cmd_serve(args)
+
+
+def _demo_trust(root: Path, art: Path) -> str:
+    """Make the demo run as production does: artifacts signed by a key the server trusts, and
+    an API key for the requests. Keys live under ``root/keys``; environment settings tell
+    ``serve`` where (explicit SHOPREC_* variables win). Returns the demo API key."""
+    from shoprec.security.apikeys import KeyStore
+    from shoprec.security.crypto import generate_signing_key, public_key_path, sign_artifacts, verify_artifacts
+
+    keys = root / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    signing = keys / "signing.key"
+    if not signing.is_file():
+        generate_signing_key(signing)
+    public = public_key_path(signing)
+    try:
+        verify_artifacts(art, [public])
+    except ShoprecError:  # unsigned, or built again since it was signed
+        sign_artifacts(art, signing, signer="shoprec demo")
+    store_path = keys / "apikeys.json"
+    key_file = keys / "demo-api-key.txt"
+    if not key_file.is_file() or not store_path.is_file():
+        _, api_key = KeyStore(store_path, time.time).create("demo", ["search", "events", "admin"])
+        key_file.touch(mode=0o600)
+        key_file.write_text(api_key + "\n")
+    os.environ.setdefault("SHOPREC_TRUSTED_KEYS", str(public.resolve()))
+    os.environ.setdefault("SHOPREC_KEYS_FILE", str(store_path.resolve()))
+    return key_file.read_text().strip()
 
 
 def cmd_sign(args: argparse.Namespace) -> int:
@@ -348,6 +400,7 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
     from shoprec.security.apikeys import KeyStore
 
     kid, plain = KeyStore(Path(args.store), time.time).create(args.name, args.role, args.rate_limit_per_s)
+    _audit_cli("keys.create", {"key_id": kid, "name": args.name, "roles": sorted(args.role), "store": args.store})
     print(f"key id: {kid}")
     print(f"api key (shown once): {plain}")
     return 0
@@ -357,6 +410,7 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
     from shoprec.security.apikeys import KeyStore
 
     KeyStore(Path(args.store), time.time).revoke(args.key_id)
+    _audit_cli("keys.revoke", {"key_id": args.key_id, "store": args.store})
     print(f"revoked {args.key_id}")
     return 0
 
@@ -385,6 +439,225 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 1
+
+
+def _registry_context(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """(Registry, Trust or None, AuditLog or None) from the flags and the settings."""
+    from shoprec.errors import ConfigError
+    from shoprec.models.bundle import Trust
+    from shoprec.registry.store import Registry
+    from shoprec.settings import Settings
+
+    settings = Settings.load()
+    root = args.registry or settings.registry
+    if root is None:
+        raise ConfigError("no registry: pass --registry DIR or set SHOPREC_REGISTRY")
+    keys = tuple(Path(p) for p in getattr(args, "trusted_key", None) or ()) or settings.trusted_keys
+    data_key: bytes | None = None
+    if settings.data_key_file is not None or os.environ.get(settings.data_key_env):
+        from shoprec.security import crypto
+
+        data_key = crypto.load_data_key(key_file=settings.data_key_file, env_var=settings.data_key_env)
+    trust = None
+    if keys or data_key is not None:
+        require = bool(keys) and not getattr(args, "allow_unsigned", False)
+        trust = Trust(require_signature=require, trusted_keys=keys, data_key=data_key)
+    audit = None
+    if settings.audit_log is not None:
+        from shoprec.security.audit import AuditLog
+
+        audit = AuditLog(settings.audit_log, clock=time.time)
+    return Registry(Path(root)), trust, audit
+
+
+def _opt_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _cli_actor() -> str:
+    """Who ran a registry command, for the audit log."""
+    return f"cli:{os.environ.get('USER') or os.getuid()}"
+
+
+def cmd_registry_push(args: argparse.Namespace) -> int:
+    from shoprec.registry import gates
+
+    registry, trust, audit = _registry_context(args)
+    if trust is None or not trust.trusted_keys:
+        print("note: no trusted keys given; checksums are checked, signatures are not", file=sys.stderr)
+    rec = gates.push(
+        registry,
+        Path(args.dir),
+        version_id=args.id,
+        trust=trust,
+        judgments=_opt_path(args.judgments),
+        sequences=_opt_path(args.sequences),
+        audit=audit,
+        actor=_cli_actor(),
+    )
+    evals = rec.get("evaluations") or []
+    if evals:
+        s = evals[-1]["search"]
+        label = evals[-1]["validation"]
+        print(f"pushed {rec['id']}: search NDCG@10 {s['ndcg@10']:.4f} on {s['queries']} queries ({label})")
+    else:
+        print(f"pushed {rec['id']} (not evaluated: no validation set; promote it with --judgments FILE)")
+    if args.json:
+        print(json.dumps({k: v for k, v in rec.items() if k != "evaluations"} | {"evaluated": bool(evals)}))
+    return 0
+
+
+def cmd_registry_list(args: argparse.Namespace) -> int:
+    registry, _, _ = _registry_context(args)
+    current = registry.current_id()
+    cols = ["", "id", "pushed", "model", "search ndcg@10", "recommend ndcg@10", "p99 ms"]
+    rows = []
+    for rec in registry.versions():
+        ev = (rec.get("evaluations") or [{}])[-1]
+        search, recm = ev.get("search") or {}, ev.get("recommend") or {}
+        p99 = (ev.get("bench") or {}).get("p99_ms", search.get("p99_ms"))
+        rows.append(
+            [
+                "*" if rec["id"] == current else "",
+                rec["id"],
+                rec.get("pushed_at", ""),
+                rec.get("model_id", ""),
+                "–" if search.get("ndcg@10") is None else f"{search['ndcg@10']:.4f}",
+                "–" if recm.get("ndcg@10") is None else f"{recm['ndcg@10']:.4f}",
+                "–" if p99 is None else f"{p99:.2f}",
+            ]
+        )
+    widths = [max([len(c)] + [len(r[i]) for r in rows]) for i, c in enumerate(cols)]
+    print("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True)))
+    for r in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)))
+    if args.json:
+        print(json.dumps({"current": current, "versions": [r[1] for r in rows]}))
+    return 0
+
+
+def cmd_registry_promote(args: argparse.Namespace) -> int:
+    from shoprec.registry import gates
+
+    registry, trust, audit = _registry_context(args)
+    tol = gates.Tolerances(
+        ndcg_tolerance=args.ndcg_tolerance,
+        latency_tolerance=args.latency_tolerance,
+        latency_slack_ms=args.latency_slack_ms,
+        bench_repetitions=args.repetitions,
+    )
+    result = gates.promote(
+        registry,
+        args.version,
+        tolerances=tol,
+        trust=trust,
+        judgments=_opt_path(args.judgments),
+        sequences=_opt_path(args.sequences),
+        audit=audit,
+        actor=_cli_actor(),
+        progress=not args.json,
+    )
+    for g in result.gates:
+        print(g.message)
+    previous = result.pointer.previous[0] if result.pointer.previous else None
+    print(f"promoted {result.pointer.version} (previous: {previous or 'none'})")
+    if args.json:
+        gates_run = [g.gate for g in result.gates]
+        print(json.dumps({"version": result.pointer.version, "previous": previous, "gates": gates_run}))
+    return 0
+
+
+def cmd_registry_rollback(args: argparse.Namespace) -> int:
+    from shoprec.registry import gates
+
+    registry, _, audit = _registry_context(args)
+    pointer, left = gates.rollback(registry, audit=audit, actor=_cli_actor())
+    print(f"rolled back from {left} to {pointer.version}")
+    return 0
+
+
+def cmd_eval_report(args: argparse.Namespace) -> int:
+    from shoprec.registry import report
+
+    registry, _, _ = _registry_context(args)
+    analysis = report.analyze(registry, args.version, limit=args.limit)
+    print(report.history_table(analysis))
+    if args.out:
+        out = Path(args.out)
+        text = report.to_html(analysis) if out.suffix.lower() in (".html", ".htm") else report.to_markdown(analysis)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, out)
+        print(f"wrote the error analysis of {analysis.version} (vs {analysis.previous or 'none'}) to {out}")
+    return 0
+
+
+def cmd_ladder_measure(args: argparse.Namespace) -> int:
+    from shoprec.pipeline.ladder import measure_artifacts
+
+    ladder = measure_artifacts(Path(args.artifacts), threads=args.threads, progress=not args.quiet)
+    if args.json:
+        print(json.dumps(ladder))
+        return 0
+    print(f"{'level':<12} {'p50 ms':>8} {'p99 ms':>8} {'NDCG@10':>8}   ({ladder['queries']} validation queries)")
+    for lv in ladder["levels"]:
+        print(f"{lv['name']:<12} {lv['p50_ms']:>8.2f} {lv['p99_ms']:>8.2f} {lv['ndcg@10']:>8.4f}")
+    return 0
+
+
+def cmd_optimize(args: argparse.Namespace) -> int:
+    from shoprec.optimize.chain import OptimizeOptions, optimize
+    from shoprec.pipeline.ltr import Group, groups_from_judgments
+
+    groups: list[Group] | None = None
+    if args.judgments:
+        from shoprec.catalog.loaders import load_judgments
+
+        judgments, rep = load_judgments(args.judgments)
+        _report(rep)
+        groups = groups_from_judgments(judgments)
+    options = OptimizeOptions(
+        steps=tuple(args.steps), gate_fraction=args.gate, threads=args.threads, progress=not args.quiet
+    )
+    section = optimize(Path(args.artifacts), Path(args.out), options=options, groups=groups)
+    t = section["teacher"]
+    print(f"{'step':<12} {'size MB':>8} {'b1 p50 ms':>9} {'b32 /s':>8} {'NDCG@10':>8} {'ratio':>6}  gate")
+    print(f"{'teacher':<12} {t['size_mb']:>8} {t['batch1_p50_ms']:>9} {t['batch32_per_s']:>8} {t['ndcg@10']:>8}")
+    for r in section["steps"]:
+        verdict = "pass" if r["passed"] else "refused"
+        print(
+            f"{r['step']:<12} {r['size_mb']:>8} {r['batch1_p50_ms']:>9} {r['batch32_per_s']:>8} "
+            f"{r['ndcg@10']:>8} {r['ndcg_ratio']:>6}  {verdict}"
+        )
+    print(f"kept {section['kept']} (fastest encoder passing the gate {section['gate_fraction']}); wrote {args.out}")
+    if args.edge_bundle:
+        from shoprec.edge.bundle import make_edge_bundle
+
+        edge = make_edge_bundle(Path(args.out), Path(args.edge_bundle), top_n=args.edge_items)
+        print(
+            f"edge bundle: {args.edge_bundle} ({edge['size_mb']} MB, {edge['items']} items); try: "
+            f"cd {args.edge_bundle} && python query.py 'your query'"
+        )
+    if args.json:
+        print(json.dumps(section))
+    return 0
+
+
+def cmd_bench_encoder(args: argparse.Namespace) -> int:
+    from shoprec.optimize.bench import bench_encoders
+
+    res = bench_encoders(Path(args.artifacts), against_teacher=args.against_teacher, threads=args.threads)
+    cols = ["encoder", "size_mb", "batch1_p50_ms", "batch1_p99_ms", "batch32_per_s", "rss_growth_mb"]
+    cols += [c for c in ("throughput_x", "latency_x") if c in res["encoders"][0]]
+    print(" | ".join(f"{c:>14}" for c in cols))
+    for r in res["encoders"]:
+        print(" | ".join(f"{str(r.get(c)):>14}" for c in cols))
+    for note in res["notes"]:
+        print(note, file=sys.stderr)
+    if args.json:
+        print(json.dumps(res))
+    return 0
 
 
 # --- parser -----------------------------------------------------------------------------
@@ -507,6 +780,21 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
     e.set_defaults(func=cmd_eval_sessions)
+    e = esub.add_parser("report", help="evaluation history of a registry and an error analysis (Markdown/HTML)")
+    e.add_argument("--registry", help="registry folder (default: setting registry)")
+    e.add_argument("--version", help="version to analyse (default: the current one)")
+    e.add_argument("--out", help="write the report here: .md for Markdown, .html for HTML")
+    e.add_argument("--limit", type=int, default=10, help="queries per table")
+    e.set_defaults(func=cmd_eval_report)
+
+    p = sub.add_parser("ladder", help="the degradation ladder stored in the manifest")
+    ls = p.add_subparsers(dest="ladder_command", required=True)
+    lm = ls.add_parser("measure", help="measure each level's cost and validation NDCG@10; rewrite the manifest")
+    lm.add_argument("--artifacts", required=True, help="an (unsigned) artifacts folder")
+    lm.add_argument("--threads", type=int, default=None)
+    lm.add_argument("--json", action="store_true", help="print the ladder as one JSON object")
+    lm.add_argument("--quiet", action="store_true", help="no progress bar")
+    lm.set_defaults(func=cmd_ladder_measure)
 
     p = sub.add_parser("sign", help="sign an artifacts folder's manifest with Ed25519 (after any encryption)")
     p.add_argument("dir")
@@ -555,6 +843,65 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--log", required=True)
     a.add_argument("--expected-head", help="the head hash recorded elsewhere (catches truncation)")
     a.set_defaults(func=cmd_audit_verify)
+
+    p = sub.add_parser("registry", help="model registry: push, list, promote (with gates), rollback")
+    rs = p.add_subparsers(dest="registry_command", required=True)
+    r = rs.add_parser("push", help="verify, copy in and evaluate an artifacts folder as a new version")
+    r.add_argument("dir")
+    r.add_argument("--id", help="version id (default: v<UTC time>-<manifest sha256 prefix>)")
+    r.add_argument("--trusted-key", action="append", default=[], help="public key a signature must come from")
+    r.add_argument("--allow-unsigned", action="store_true", help="with trusted keys, still accept unsigned folders")
+    r.add_argument("--judgments", help="evaluate on these judgments instead of the stored validation set")
+    r.add_argument("--sequences", help="sequences file (user item item ...) for recommendation NDCG@10")
+    r.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    r.set_defaults(func=cmd_registry_push)
+    r = rs.add_parser("list", help="versions with their latest evaluation; * marks the current one")
+    r.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    r.set_defaults(func=cmd_registry_list)
+    r = rs.add_parser("promote", help="make a version current if it passes the quality and latency gates")
+    r.add_argument("version")
+    r.add_argument("--judgments", help="validation judgments (default: the validation set stored in the artifacts)")
+    r.add_argument("--sequences", help="sequences file (user item item ...) for the recommendation gate")
+    r.add_argument("--ndcg-tolerance", type=float, default=0.01, help="allowed NDCG@10 drop, absolute")
+    r.add_argument("--latency-tolerance", type=float, default=0.20, help="allowed p99 increase, relative")
+    r.add_argument("--latency-slack-ms", type=float, default=0.5, help="allowed p99 increase on top, in ms")
+    r.add_argument("--repetitions", type=int, default=5, help="benchmark rounds")
+    r.add_argument("--trusted-key", action="append", default=[], help="public key to check signatures with")
+    r.add_argument("--allow-unsigned", action="store_true", help="with trusted keys, still accept unsigned folders")
+    r.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    r.set_defaults(func=cmd_registry_promote)
+    r = rs.add_parser("rollback", help="make the previous version current again")
+    r.set_defaults(func=cmd_registry_rollback)
+    for r in rs.choices.values():
+        r.add_argument("--registry", help="registry folder (default: setting registry)")
+    p = sub.add_parser("optimize", help="faster encoder artifacts: quantize / distil, each step gated on NDCG@10")
+    p.add_argument("--artifacts", required=True, help="input artifacts folder (never modified)")
+    p.add_argument("--out", required=True, help="output artifacts folder (written only when the gate passes)")
+    p.add_argument(
+        "steps",
+        nargs="*",
+        metavar="STEP",
+        help="int8, int8-static, static, static-fp16 (default: the recommended chain int8 + static, "
+        "the fastest passing encoder kept)",
+    )
+    p.add_argument("--gate", type=float, default=0.97, help="minimum NDCG@10 as a fraction of the teacher's")
+    p.add_argument("--judgments", help="judgments CSV to gate on instead of the artifacts' validation.jsonl")
+    p.add_argument("--threads", type=int)
+    p.add_argument("--edge-bundle", help="also write an edge bundle (int8 static student + top items) here")
+    p.add_argument("--edge-items", type=int, default=10_000, help="items in the edge bundle (most popular first)")
+    p.add_argument("--json", action="store_true", help="last stdout line: the optimization report as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_optimize)
+
+    p = sub.add_parser("bench", help="benchmarks")
+    bsub = p.add_subparsers(dest="bench_command", required=True)
+    b = bsub.add_parser("encoder", help="encoder latency/throughput/size side by side (vs the torch teacher)")
+    b.add_argument("--artifacts", required=True)
+    b.add_argument("--against-teacher", action="store_true", help="also measure the fp32 torch/ONNX and int8 teacher")
+    b.add_argument("--threads", type=int)
+    b.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    b.set_defaults(func=cmd_bench_encoder)
+
     return ap
 
 

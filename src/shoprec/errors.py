@@ -8,8 +8,15 @@
     │   └── IntegrityError            500  a checksum does not match the manifest
     ├── RequestError                  400  a client request that is malformed or out of range
     │   ├── NotFoundError             404  the thing asked for does not exist
-    │   └── PayloadTooLargeError      413  the request body is over the limit
+    │   ├── PayloadTooLargeError      413  the request body is over the limit
+    │   ├── ArtifactRefusedError      422  a reload asked for artifacts that failed a trust check
+    │   ├── PromotionRefusedError     409  a registry candidate failed a promotion gate; nothing changed
+    │   ├── QualityGateError          422  an optimization step lost too much search quality; nothing written
+    │   └── RateLimitedError          429  the client's token bucket is empty (carries Retry-After)
     ├── NotReadyError                 503  the service has no artifacts loaded yet
+    ├── OverloadedError               503  shed: the queue is full (carries Retry-After)
+    │   └── DeadlineExceededError     503  the request's deadline cannot be met, so it was not started
+    ├── SharedStateError              503  Redis (shared caches, limits) unreachable or refused; callers fall back
     └── DependencyError               500  an optional dependency is missing (with an install hint)
 
 Errors are mapped to HTTP in exactly one place: :mod:`shoprec.http.errors`.
@@ -76,9 +83,63 @@ class PayloadTooLargeError(RequestError):
     code = "payload_too_large"
 
 
+class ArtifactRefusedError(RequestError):
+    """An admin asked to load artifacts that failed verification; the current version keeps serving."""
+
+    status_code = 422
+    code = "artifact_refused"
+
+
 class NotReadyError(ShoprecError):
     status_code = 503
     code = "not_ready"
+
+
+class PromotionRefusedError(RequestError):
+    """A registry candidate failed a quality or latency gate; the current version is unchanged."""
+
+    status_code = 409
+    code = "promotion_refused"
+
+
+class QualityGateError(RequestError):
+    """An optimization step scored under the gate fraction of the teacher's NDCG@10; nothing written."""
+
+    status_code = 422
+    code = "quality_gate_refused"
+
+
+class RateLimitedError(RequestError):
+    """Over the client's rate limit; ``retry_after_s`` is when a token will be there."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class OverloadedError(ShoprecError):
+    """Load shed before any work was done: a fast answer, never a timeout."""
+
+    status_code = 503
+    code = "overloaded"
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class DeadlineExceededError(OverloadedError):
+    code = "deadline_exceeded"
+
+
+class SharedStateError(ShoprecError):
+    """Redis could not be reached (or refused a command). Callers fall back to in-process state."""
+
+    status_code = 503
+    code = "shared_state_unavailable"
 
 
 class DependencyError(ShoprecError):

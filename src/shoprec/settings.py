@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, get_args, get_type_hints
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from shoprec.errors import ConfigError
 
@@ -41,6 +41,46 @@ class Settings:
     # retrieval
     lexical_candidates: int = 100
     dense_candidates: int = 100
+    # trust: signatures, encryption at rest, API keys, audit, TLS, registry pickup
+    require_signature: bool = True
+    trusted_keys: tuple[Path, ...] = ()
+    data_key_file: Path | None = None
+    data_key_env: str = "SHOPREC_DATA_KEY"
+    keys_file: Path | None = None
+    anonymous_read: bool = False
+    audit_log: Path | None = None
+    audit_search_sample_rate: float = 0.0
+    registry: Path | None = None
+    registry_poll_s: float = 5.0
+    drain_timeout_s: float = 30.0
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    # shared state across replicas (rate limits; caches): redis://host:port/db, None = in-process only
+    redis_url: str | None = None
+    # rate limits (token buckets): None = no limit. A key's own rate_limit_per_s wins over the default.
+    rate_limit_anonymous_per_s: float | None = None
+    rate_limit_anonymous_burst: float | None = None  # None: 2x the rate
+    rate_limit_key_default_per_s: float | None = None
+    rate_limit_burst_factor: float = 2.0  # a key's bucket holds this many seconds of its rate
+    # deadlines and load shedding
+    deadline_ms: int = 1000
+    deadline_min_ms: int = 10
+    deadline_max_ms: int = 10_000
+    max_in_flight: int = 64  # >= 2x batch_max_size, so the encoder batcher can fill its batches
+    max_queued: int = 256
+    # degradation ladder (levels measured at build time, stored in the manifest)
+    quality_loss_budget: float = 0.15  # relative NDCG@10 loss allowed under pressure
+    ladder_step_down_pressure: float = 1.5
+    ladder_step_up_pressure: float = 0.5
+    ladder_step_up_hold_s: float = 2.0
+    # dynamic batching of query encoding, and the caches before and after the model (0 entries = off)
+    batch_max_size: int = 32
+    batch_wait_s: float = 0.002
+    batch_target_s: float = 0.02  # the batch size adapts so one batch costs about this much model time
+    embedding_cache_entries: int = 50_000
+    embedding_cache_ttl_s: float = 3600.0
+    result_cache_entries: int = 20_000
+    result_cache_ttl_s: float = 60.0
 
     def __post_init__(self) -> None:
         def positive(name: str) -> None:
@@ -68,6 +108,70 @@ class Settings:
             raise ConfigError(f"setting threads must be positive, got {self.threads}")
         if self.log_level not in get_args(LogLevel):
             raise ConfigError(f"setting log_level must be one of {get_args(LogLevel)}")
+        if not all(isinstance(p, Path) for p in self.trusted_keys):
+            raise ConfigError("setting trusted_keys must be a list of public key file paths")
+        if not 0.0 <= self.audit_search_sample_rate <= 1.0:
+            rate = self.audit_search_sample_rate
+            raise ConfigError(f"setting audit_search_sample_rate must be within [0, 1], got {rate}")
+        for name in ("registry_poll_s", "drain_timeout_s"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value > 0 or value == float("inf"):
+                raise ConfigError(f"setting {name} must be a positive number of seconds, got {value!r}")
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ConfigError("settings ssl_certfile and ssl_keyfile go together: set both or neither")
+        if not self.data_key_env or not self.data_key_env.replace("_", "").isalnum():
+            raise ConfigError(f"setting data_key_env must be an environment variable name, got {self.data_key_env!r}")
+        self._validate_serving_limits()
+        self._validate_batching_and_caches()
+
+    def _validate_batching_and_caches(self) -> None:
+        for name in ("batch_max_size",):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"setting {name} must be a positive integer, got {value!r}")
+        for name in ("embedding_cache_entries", "result_cache_entries"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError(f"setting {name} must be a non-negative integer (0 = off), got {value!r}")
+        if not isinstance(self.batch_wait_s, int | float) or not 0 <= self.batch_wait_s <= 1:
+            raise ConfigError(f"setting batch_wait_s must be in [0, 1] seconds, got {self.batch_wait_s!r}")
+        for name in ("batch_target_s", "embedding_cache_ttl_s", "result_cache_ttl_s"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not 0 < value < float("inf"):
+                raise ConfigError(f"setting {name} must be a positive number of seconds, got {value!r}")
+
+    def _validate_serving_limits(self) -> None:
+        for name in ("deadline_ms", "deadline_min_ms", "deadline_max_ms", "max_in_flight"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ConfigError(f"setting {name} must be a positive integer, got {value!r}")
+        if not isinstance(self.max_queued, int) or self.max_queued < 0:
+            raise ConfigError(f"setting max_queued must be a non-negative integer, got {self.max_queued!r}")
+        if not self.deadline_min_ms <= self.deadline_ms <= self.deadline_max_ms:
+            raise ConfigError(
+                f"settings need deadline_min_ms ({self.deadline_min_ms}) <= deadline_ms ({self.deadline_ms}) "
+                f"<= deadline_max_ms ({self.deadline_max_ms})"
+            )
+        for name in ("rate_limit_anonymous_per_s", "rate_limit_anonymous_burst", "rate_limit_key_default_per_s"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int | float) or not 0 < value < float("inf")):
+                raise ConfigError(f"setting {name} must be a positive number or unset, got {value!r}")
+        if self.rate_limit_anonymous_burst is not None and self.rate_limit_anonymous_burst < 1:
+            raise ConfigError(f"setting rate_limit_anonymous_burst must be >= 1, got {self.rate_limit_anonymous_burst}")
+        if not isinstance(self.rate_limit_burst_factor, int | float) or not 1 <= self.rate_limit_burst_factor <= 3600:
+            factor = self.rate_limit_burst_factor
+            raise ConfigError(f"setting rate_limit_burst_factor must be in [1, 3600], got {factor}")
+        if not isinstance(self.quality_loss_budget, int | float) or not 0 <= self.quality_loss_budget <= 1:
+            raise ConfigError(f"setting quality_loss_budget must be in [0, 1], got {self.quality_loss_budget!r}")
+        if not 0 <= self.ladder_step_up_pressure < self.ladder_step_down_pressure < float("inf"):
+            raise ConfigError(
+                f"settings need 0 <= ladder_step_up_pressure ({self.ladder_step_up_pressure}) "
+                f"< ladder_step_down_pressure ({self.ladder_step_down_pressure})"
+            )
+        if not 0 <= self.ladder_step_up_hold_s < float("inf"):
+            raise ConfigError(f"setting ladder_step_up_hold_s must be >= 0 seconds, got {self.ladder_step_up_hold_s}")
+        if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"setting redis_url must be a redis://, rediss:// or unix:// URL, got {self.redis_url!r}")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -109,6 +213,11 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     target = args[0] if args and not isinstance(args[0], str) else hint
     if value is None or (isinstance(value, str) and value == "" and type(None) in get_args(hint)):
         return None
+    if get_origin(hint) is tuple:  # a list of paths: TOML array, or "a,b" in the environment
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ConfigError(f"setting {name}: expected a list, got {value!r}")
+        return tuple(Path(str(x).strip()) for x in items if str(x).strip())
     try:
         if target is bool or hint is bool:
             if isinstance(value, bool):

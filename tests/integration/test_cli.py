@@ -120,3 +120,27 @@ def test_eval_sessions_json_and_bad_row(tmp_path: Path) -> None:
     test.write_text("SessionId\tItemId\tTime\nt1\ta\tyesterday\n")
     bad = shoprec("eval", "sessions", "--train", str(train), "--test", str(test), check=False)
     assert bad.returncode != 0 and f"{test}:2" in bad.stderr
+
+
+def test_demo_signs_its_artifacts_and_keeps_one_api_key(
+    tiny_artifacts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+    import time
+
+    from shoprec.cli import _demo_trust
+    from shoprec.security.apikeys import KeyStore
+    from shoprec.security.crypto import verify_artifacts
+
+    for name in ("SHOPREC_TRUSTED_KEYS", "SHOPREC_KEYS_FILE"):  # the demo sets them; undone after the test
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+    art = tmp_path / "artifacts"
+    shutil.copytree(tiny_artifacts, art)
+    key = _demo_trust(tmp_path, art)
+    public = tmp_path / "keys" / "signing.key.pub"
+    assert verify_artifacts(art, [public])["signer"] == "shoprec demo"
+    store = KeyStore(tmp_path / "keys" / "apikeys.json", time.time)
+    assert store.authenticate(key).allows("admin")
+    assert _demo_trust(tmp_path, art) == key  # a second demo run reuses keys and signature
+    assert (tmp_path / "keys" / "demo-api-key.txt").stat().st_mode & 0o077 == 0

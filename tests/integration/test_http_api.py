@@ -10,26 +10,25 @@ import httpx
 import pytest
 from live import LiveServer, wait_ready
 
+from apikeyhelp import unsigned_settings
 from shoprec.adapters.eventlog import JsonlEventLog
 from shoprec.http.app import create_app
-from shoprec.settings import Settings
 
 pytestmark = pytest.mark.model
 
 
 @pytest.fixture
 def api(live_server: Callable[[Any], LiveServer], tiny_artifacts: Path, tmp_path: Path) -> Iterator[httpx.Client]:
-    settings = Settings.load(
-        environ={},
+    settings, headers = unsigned_settings(
+        tmp_path,
         artifacts=tiny_artifacts,
-        data_dir=tmp_path,
         max_body_bytes=20_000,
         max_events_per_batch=50,
         max_query_chars=64,
         max_k=20,
     )
     server = live_server(create_app(settings))
-    with server.client() as client:
+    with server.client(headers=headers) as client:
         wait_ready(client)
         yield client
 
@@ -186,8 +185,8 @@ def test_unknown_routes_and_methods_are_json(api: httpx.Client) -> None:
 
 
 def test_not_ready_without_artifacts(live_server: Callable[[Any], LiveServer], tmp_path: Path) -> None:
-    settings = Settings.load(environ={}, artifacts=tmp_path / "missing", data_dir=tmp_path)
-    with live_server(create_app(settings)).client() as client:
+    settings, headers = unsigned_settings(tmp_path, artifacts=tmp_path / "missing")
+    with live_server(create_app(settings)).client(headers=headers) as client:
         _check_not_ready(client)
 
 
@@ -205,15 +204,15 @@ def _check_not_ready(client: httpx.Client) -> None:
 def test_events_personalize_and_survive_restart(
     live_server: Callable[[Any], LiveServer], tiny_artifacts: Path, tmp_path: Path
 ) -> None:
-    settings = Settings.load(environ={}, artifacts=tiny_artifacts, data_dir=tmp_path)
+    settings, headers = unsigned_settings(tmp_path, artifacts=tiny_artifacts)
     params = {"q": "drill", "k": 5, "user_id": "shopper-new"}
-    with live_server(create_app(settings)).client() as first:
+    with live_server(create_app(settings)).client(headers=headers) as first:
         wait_ready(first)
         assert first.get("/v1/search", params=params).json()["personalized"] is False
         events = [{"user_id": "shopper-new", "item_id": "T001", "type": "purchase"}]
         assert first.post("/v1/events", json={"events": events}).status_code == 200
         assert first.get("/v1/search", params=params).json()["personalized"] is True
-    with live_server(create_app(settings)).client() as second:  # a restarted service
+    with live_server(create_app(settings)).client(headers=headers) as second:  # a restarted service
         wait_ready(second)
         body = second.get("/v1/search", params=params).json()
         assert body["personalized"] is True

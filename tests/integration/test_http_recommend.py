@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from live import LiveServer, wait_ready
 
+from apikeyhelp import unsigned_settings
 from shoprec.catalog.synthetic import generate_storefront
 from shoprec.http.app import create_app
 from shoprec.models.recommender import BlendedRecommender
 from shoprec.pipeline.build import BuildOptions, build
-from shoprec.settings import Settings
 
 pytestmark = pytest.mark.model
 
@@ -38,10 +38,10 @@ def test_recommend_known_unknown_and_near_line(
 ) -> None:
     art, sf = shop
     assert BlendedRecommender.read_weight(art / "recommender") is not None  # known users get the blend
-    settings = Settings.load(environ={}, artifacts=art, data_dir=tmp_path)
+    settings, headers = unsigned_settings(tmp_path, artifacts=art)
     known = sf.events[0].user_id
     seen = {e.item_id for e in sf.events if e.user_id == known}
-    with live_server(create_app(settings)).client() as api:
+    with live_server(create_app(settings)).client(headers=headers) as api:
         wait_ready(api)
         body = api.get("/v1/recommend", params={"user_id": known, "k": 10}).json()
         assert body["strategy"] == "sequential" and body["history_length"] > 0
@@ -69,7 +69,7 @@ def test_recommend_known_unknown_and_near_line(
         assert item not in {x["id"] for x in sim["results"]}
         assert api.get("/v1/recommend", params={"k": 0}).status_code == 422
 
-    with live_server(create_app(settings)).client() as api:  # restarted: the event is still there
+    with live_server(create_app(settings)).client(headers=headers) as api:  # restarted: the event is still there
         wait_ready(api)
         again = api.get("/v1/recommend", params={"user_id": "newbie"}).json()
         assert again["strategy"] == "sequential" and again["history_length"] == 1

@@ -59,13 +59,9 @@ def test_learns_the_successor_pattern_and_beats_popularity(trained: tuple) -> No
     model, history, seqs = trained
     histories = [s[:-1] for s in seqs]
     targets = [s[-1] for s in seqs]
-    ours = evaluate_ranking(
-        lambda h: sasrec.score_histories(model, h), histories, targets, N_ITEMS, ks=(1, 10)
-    )
+    ours = evaluate_ranking(lambda h: sasrec.score_histories(model, h), histories, targets, N_ITEMS, ks=(1, 10))
     pop = popularity_scores([s[:-2] for s in seqs], N_ITEMS)
-    base = evaluate_ranking(
-        lambda h: np.tile(pop, (len(h), 1)), histories, targets, N_ITEMS, ks=(1, 10)
-    )
+    base = evaluate_ranking(lambda h: np.tile(pop, (len(h), 1)), histories, targets, N_ITEMS, ks=(1, 10))
     assert ours["hr@1"] > 0.9
     assert ours["ndcg@10"] > base["ndcg@10"] + 0.5
     assert 1 <= history.best_epoch <= len(history.epochs) <= TINY.max_epochs
@@ -104,30 +100,32 @@ def test_onnx_export_matches_torch(trained: tuple, tmp_path: Path) -> None:
 def test_attributes_are_used_and_exported(tmp_path: Path) -> None:
     seqs = successor_sequences(60, seed=2)
     attributes = {i: [i % 3, 100 + i % 5] for i in range(1, N_ITEMS + 1)}
-    cfg = sasrec.SASRecConfig(
-        max_len=8, hidden=16, blocks=1, heads=1, dropout=0.1, max_epochs=1, threads=1
-    )
-    model, _ = sasrec.train_sasrec(
-        [s[:-2] for s in seqs], N_ITEMS, [s[-2] for s in seqs], attributes, cfg
-    )
+    cfg = sasrec.SASRecConfig(max_len=8, hidden=16, blocks=1, heads=1, dropout=0.1, max_epochs=1, threads=1)
+    model, _ = sasrec.train_sasrec([s[:-2] for s in seqs], N_ITEMS, [s[-2] for s in seqs], attributes, cfg)
     assert model.attr_emb is not None and model.attr_emb.num_embeddings == 3 + 5 + 1
     folder = sasrec.export_sasrec(model, tmp_path / "rec")
     rec = SequentialRecommender.load(folder)
-    np.testing.assert_allclose(
-        rec.score_ids([[1, 2]]), sasrec.score_histories(model, [[1, 2]]), rtol=1e-4, atol=1e-4
-    )
+    np.testing.assert_allclose(rec.score_ids([[1, 2]]), sasrec.score_histories(model, [[1, 2]]), rtol=1e-4, atol=1e-4)
     assert rec.items[:2] == ["1", "2"]
 
 
 def test_sampled_softmax_then_full_softmax() -> None:
     seqs = successor_sequences(120, seed=3)
     cfg = sasrec.SASRecConfig(
-        max_len=10, hidden=16, blocks=1, heads=1, dropout=0.1, lr=5e-3, batch_size=32,
-        negatives=8, switch_patience=1, patience=2, max_epochs=8, threads=1,
+        max_len=10,
+        hidden=16,
+        blocks=1,
+        heads=1,
+        dropout=0.1,
+        lr=5e-3,
+        batch_size=32,
+        negatives=8,
+        switch_patience=1,
+        patience=2,
+        max_epochs=8,
+        threads=1,
     )
-    model, history = sasrec.train_sasrec(
-        [s[:-2] for s in seqs], N_ITEMS, [s[-2] for s in seqs], None, cfg
-    )
+    model, history = sasrec.train_sasrec([s[:-2] for s in seqs], N_ITEMS, [s[-2] for s in seqs], None, cfg)
     used = [int(row["negatives"]) for row in history.epochs]
     assert used[0] == 8 and set(used) <= {8, 0}
     assert used == sorted(used, reverse=True)  # once full, always full
@@ -151,9 +149,9 @@ def test_blend_mixes_sasrec_with_cooccurrence(trained: tuple, tmp_path: Path) ->
     sasrec.export_sasrec(model, tmp_path / "blend" / "sequential", items=items)
     cooc = CoOccurrenceModel.from_ids([s[:-2] for s in seqs], items)
     cooc.save(tmp_path / "blend" / "cooccurrence")
-    BlendedRecommender(
-        SequentialRecommender.load(tmp_path / "blend" / "sequential"), cooc, 0.3
-    ).save_weight(tmp_path / "blend")
+    BlendedRecommender(SequentialRecommender.load(tmp_path / "blend" / "sequential"), cooc, 0.3).save_weight(
+        tmp_path / "blend"
+    )
     blend = BlendedRecommender.load(tmp_path / "blend")
     assert blend.weight == 0.3
     scores = blend.score_ids([[1, 2, 3], [7]])

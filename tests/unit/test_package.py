@@ -44,9 +44,11 @@ def test_dependency_owners() -> None:
     src = pathlib.Path(shoprec.__file__).parent
     owners = {
         "faiss": {"retrieval/vector.py"},
-        "onnxruntime": {"models/encoder.py", "optimize/quantize.py"},
+        # edge/query.py is the standalone on-device script (copied into edge bundles, runs without shoprec)
+        "onnxruntime": {"models/encoder.py", "optimize/quantize.py", "edge/query.py"},
         "bm25s": {"retrieval/lexical.py"},
         "cryptography": {"security/crypto.py"},
+        "redis": {"adapters/redis.py"},
     }
     for dep, allowed in owners.items():
         users = {

@@ -3,24 +3,36 @@ documents the real limits (query length, ``k``, batch size)."""
 
 import logging
 import math
+import random
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Literal
+from contextvars import ContextVar
+from pathlib import Path as PathLib
+from typing import Annotated, Any, Literal
 
-from fastapi import FastAPI, Path, Query
+from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from shoprec import __version__
 from shoprec.adapters.eventlog import JsonlEventLog
 from shoprec.catalog.loaders import product_to_json
+from shoprec.core.ladder import levels_from_manifest
 from shoprec.errors import NotReadyError, RequestError
 from shoprec.http import errors as http_errors
+from shoprec.http.auth import Authenticator, actor, require_role
 from shoprec.http.middleware import BodyLimitMiddleware
-from shoprec.models.bundle import load_bundle
+from shoprec.http.overload import DEADLINE_HEADER, LEVEL_HEADER, Overload
+from shoprec.models.bundle import Bundle
+from shoprec.security.apikeys import KeyStore
+from shoprec.security.audit import AuditLog
+from shoprec.serving.accelerated import AcceleratedSearch, apply_remote_update
+from shoprec.serving.admission import serve_params
+from shoprec.serving.cache import SearchCache
 from shoprec.serving.recommend import RecommendService
+from shoprec.serving.runtime import Live, Runtime
 from shoprec.serving.search import SearchService
 from shoprec.settings import Settings
 from shoprec.types import Event, EventSink, Filters
@@ -59,6 +71,8 @@ class SearchOut(BaseModel):
     ranker: str
     personalized: bool
     model_version: str
+    degradation_level: str = Field(description="the degradation ladder level that served this response")
+    cached: bool = Field(default=False, description="served from the result cache")
     results: list[HitOut]
     timings_ms: dict[str, float]
 
@@ -97,21 +111,77 @@ class Ready(BaseModel):
     products: int
 
 
-class AppState:
-    """What the routes share: the search service (None until loaded) and the event sink."""
+# The version a request leased when it started (see ``lease_live``): every read of the
+# services during that request goes to it, even if a new version is switched in meanwhile.
+_LEASED: ContextVar[Live | None] = ContextVar("shoprec_leased_version", default=None)
 
-    def __init__(self, settings: Settings, events: EventSink) -> None:
+
+class ModelOut(BaseModel):
+    version: str
+    model_id: str
+    folder: str
+    source: str
+    registry_version: str | None
+    loaded_at: float
+    signed_by: str | None
+    encrypted: bool
+    products: int
+    inflight: int
+
+
+class ProductUpdateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    price: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False)
+    in_stock: bool | None = None
+
+
+class ProductUpdateOut(BaseModel):
+    id: str
+    removed: bool
+    product: ProductOut | None = None
+    invalidated_results: int = Field(description="cached results on this replica that showed the product")
+
+
+class ReloadIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    artifacts: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=4096,
+        description="artifacts folder to load; default: the registry's current version, else the configured one",
+    )
+
+
+class AppState:
+    """What the routes share: the runtime holding the live version, and the event sink."""
+
+    def __init__(self, settings: Settings, events: EventSink, runtime: Runtime | None = None) -> None:
         self.settings = settings
         self.events = events
-        self.search: SearchService | None = None
-        self.recommend: RecommendService | None = None
-        self.load_error: str | None = None
+        self.runtime = runtime or Runtime(settings, lambda b: _build_services(settings, events, b))
+
+    def live(self) -> Live | None:
+        return _LEASED.get() or self.runtime.current
+
+    @property
+    def search(self) -> SearchService | None:
+        live = self.live()
+        return live.search if live is not None else None
+
+    @property
+    def recommend(self) -> RecommendService | None:
+        live = self.live()
+        return live.recommend if live is not None else None
+
+    @property
+    def load_error(self) -> str | None:
+        return self.runtime.load_error
 
     def require(self) -> SearchService:
-        if self.search is None:
-            why = f" ({self.load_error})" if self.load_error else ""
-            raise NotReadyError(f"artifacts are not loaded yet{why}")
-        return self.search
+        live = self.live()
+        if live is None:
+            return self.runtime.require().search  # raises NotReadyError with the reason
+        return live.search
 
 
 def _replay_posted_events(events: EventSink, search: SearchService, recommend: RecommendService | None) -> None:
@@ -125,25 +195,32 @@ def _replay_posted_events(events: EventSink, search: SearchService, recommend: R
         recommend.add(posted)
 
 
+def _build_services(
+    settings: Settings, events: EventSink, bundle: Bundle
+) -> tuple[SearchService, RecommendService | None]:
+    """The services over one loaded (verified) bundle, with posted events replayed."""
+    service = SearchService(
+        bundle,
+        lexical_candidates=settings.lexical_candidates,
+        dense_candidates=settings.dense_candidates,
+    )
+    recommend = RecommendService.load(bundle.files_root, bundle.catalog, threads=settings.threads)
+    if recommend is not None:
+        recommend.add(sorted(bundle.user_events, key=lambda e: e.timestamp), update_models=False)
+    _replay_posted_events(events, service, recommend)
+    return service, recommend
+
+
 def _load_in_background(state: AppState) -> None:
-    settings = state.settings
+    runtime = state.runtime
     try:
-        if settings.artifacts is None:
-            raise NotReadyError("no artifacts configured (set SHOPREC_ARTIFACTS or --artifacts)")
-        bundle = load_bundle(settings.artifacts, check=settings.verify_artifacts, threads=settings.threads)
-        service = SearchService(
-            bundle,
-            lexical_candidates=settings.lexical_candidates,
-            dense_candidates=settings.dense_candidates,
-        )
-        recommend = RecommendService.load(bundle.folder, bundle.catalog, threads=settings.threads)
-        if recommend is not None:
-            recommend.add(sorted(bundle.user_events, key=lambda e: e.timestamp), update_models=False)
-        _replay_posted_events(state.events, service, recommend)
-        state.recommend = recommend
-        state.search = service
+        if state.settings.registry is not None:
+            runtime.poll_registry()
+            if runtime.current is not None or state.settings.artifacts is None:
+                return
+        runtime.load(actor="system", source="settings")
     except Exception as exc:  # reported by /readyz and every request; the process stays up
-        state.load_error = str(exc)
+        runtime.load_error = runtime.load_error or str(exc)
         log.error("could not load artifacts: %s", exc)
 
 
@@ -154,29 +231,69 @@ def create_app(
     recommend: RecommendService | None = None,
     events: EventSink | None = None,
     wall_clock: Callable[[], float] = time.time,
+    keys: KeyStore | None = None,
+    audit: AuditLog | None = None,
+    audit_rng: random.Random | None = None,
 ) -> FastAPI:
-    """Build the app. Without ``search`` the artifacts in ``settings`` load in the background
-    at start-up; ``/readyz`` says when they are in."""
+    """Build the app. Without ``search`` the artifacts in ``settings`` (or the registry's
+    current version) load in the background at start-up; ``/readyz`` says when they are in.
+    ``keys`` and ``audit`` default to the files named by the settings."""
     sink = events or JsonlEventLog(settings.data_dir / "events.jsonl")
-    state = AppState(settings, sink)
-    state.search = search
-    state.recommend = recommend
+    if keys is None and settings.keys_file is not None:
+        keys = KeyStore(settings.keys_file, wall_clock)
+    if audit is None and settings.audit_log is not None:
+        audit = AuditLog(settings.audit_log, wall_clock, sample_rate=settings.audit_search_sample_rate)
+    rng = audit_rng or random.Random()
+    runtime = Runtime(settings, lambda b: _build_services(settings, sink, b), audit=audit, clock=wall_clock)
+    state = AppState(settings, sink, runtime)
     if search is not None:
         _replay_posted_events(sink, search, recommend)
+        runtime.install(search, recommend)
+    stop_polling = threading.Event()
+    fast = _accelerated_search(settings)
+    fast.cache.on_catalog_update(lambda update: apply_remote_update(state.search, update))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if state.search is None:
+        if runtime.current is None:
             threading.Thread(target=_load_in_background, args=(state,), daemon=True).start()
+        if settings.registry is not None:
+            threading.Thread(
+                target=runtime.run_registry_poller, args=(stop_polling,), name="shoprec-registry", daemon=True
+            ).start()
+        await run_in_threadpool(fast.cache.start_listening)
         yield
+        stop_polling.set()
+        await run_in_threadpool(fast.cache.close)
+
+    async def lease_live() -> AsyncIterator[None]:
+        """Hold the version current at the start of the request until it ends."""
+        with runtime.lease() as live:
+            _LEASED.set(live)
+            yield
 
     app = FastAPI(
         title="shoprec",
         version=__version__,
         description="Product search and recommendations for online shops.",
         lifespan=lifespan,
+        dependencies=[Depends(lease_live)],
     )
     app.state.shoprec = state
+    app.state.authenticator = Authenticator(keys, anonymous_read=settings.anonymous_read)
+    overload = Overload.from_settings(settings)
+    app.state.overload = overload
+    # after authentication, which leaves the caller's key on request.state
+    search_role = [Depends(require_role("search")), Depends(overload.rate_limit)]
+    events_role = [Depends(require_role("events")), Depends(overload.rate_limit)]
+
+    async def audit_admin(request: Request) -> None:
+        """Every admin request is recorded, after authentication, with the key that made it."""
+        if audit is not None:
+            details = {"method": request.method, "path": request.url.path, "query": request.url.query or None}
+            await run_in_threadpool(_audit, audit, "admin.request", actor(request), details)
+
+    admin_role = [Depends(require_role("admin")), Depends(audit_admin)]
     http_errors.install(app)
     s = settings
     IdStr = Annotated[str, Path(min_length=1, max_length=s.max_id_chars)]
@@ -208,8 +325,16 @@ def create_app(
         b = service.bundle
         return Ready(status="ready", model_version=b.version, model_id=b.model_id, products=len(b.catalog))
 
-    @app.get("/v1/search", response_model=SearchOut, response_model_exclude_none=True, tags=["search"])
+    @app.get(
+        "/v1/search",
+        response_model=SearchOut,
+        response_model_exclude_none=True,
+        tags=["search"],
+        dependencies=search_role,
+    )
     async def search_route(
+        request: Request,
+        response: Response,
         q: Annotated[str, Query(min_length=1, max_length=s.max_query_chars, description="the query")],
         k: Annotated[int, Query(ge=1, le=s.max_k)] = s.default_k,
         user_id: Annotated[str | None, Query(min_length=1, max_length=s.max_id_chars)] = None,
@@ -220,8 +345,18 @@ def create_app(
         in_stock: bool | None = None,
         explain: bool = False,
         pipeline: PipelineName = "full",
+        deadline_ms: Annotated[int | None, Query(ge=s.deadline_min_ms, le=s.deadline_max_ms)] = None,
+        header_deadline_ms: Annotated[
+            int | None, Header(alias=DEADLINE_HEADER, ge=s.deadline_min_ms, le=s.deadline_max_ms)
+        ] = None,
     ) -> SearchOut:
-        """Ranked products for a query, with filters; per-stage scores when ``explain``."""
+        """Ranked products for a query, with filters; per-stage scores when ``explain``.
+
+        Under load the default ``full`` pipeline steps down the degradation ladder;
+        ``degradation_level`` (and the ``X-Degradation-Level`` header) says which level
+        served. A request that cannot be served within its deadline (``deadline_ms`` or
+        ``X-Deadline-Ms``) or finds the queue full gets a fast 503 with ``Retry-After``."""
+        deadline = overload.deadline(deadline_ms, header_deadline_ms)
         if not q.strip():
             raise RequestError("q must contain a non-space character")
         if min_price is not None and max_price is not None and min_price > max_price:
@@ -234,9 +369,45 @@ def create_app(
             max_price=max_price,
             in_stock=in_stock,
         )
-        result = await run_in_threadpool(
-            service.search, q, k=k, filters=filters, pipeline=pipeline, explain=explain, user_id=user_id
+        # a cached answer at the requested quality costs nothing: served before admission
+        started = time.perf_counter()
+        best = fast.key(
+            service, q, k=k, filters=filters, pipeline=pipeline, effort=None, explain=explain, user_id=user_id
         )
+        result = fast.cached(best)
+        cached = result is not None
+        timings: dict[str, float] = {"total_ms": (time.perf_counter() - started) * 1000}
+        if result is None:
+            overload.gate.use_ladder(service.bundle.version, levels_from_manifest(service.bundle.manifest))
+            async with overload.gate.admit(deadline) as level:
+                served, effort = serve_params(level) if pipeline == "full" else (pipeline, None)
+                result, cached, timings = await fast.search(
+                    service,
+                    q,
+                    k=k,
+                    filters=filters,
+                    pipeline=served,
+                    effort=effort,
+                    explain=explain,
+                    user_id=user_id,
+                    level=level.name,
+                )
+        degradation_level = (result.level or "full") if pipeline == "full" else pipeline
+        response.headers[LEVEL_HEADER] = degradation_level
+        if audit is not None and audit.should_sample(rng):
+            await run_in_threadpool(
+                _audit,
+                audit,
+                "search",
+                actor(request),
+                {
+                    "q": q,
+                    "k": k,
+                    "pipeline": result.pipeline,
+                    "model_version": service.bundle.version,
+                    "results": [h.product_id for h in result.hits],
+                },
+            )
         return SearchOut(
             query=q,
             k=k,
@@ -244,8 +415,14 @@ def create_app(
             ranker=result.ranker,
             personalized=result.personalized,
             model_version=service.bundle.version,
-            results=[hit_out(service, h.product_id, h.score, dict(h.stages) if explain else None) for h in result.hits],
-            timings_ms={key: round(v, 3) for key, v in result.timings_ms.items()},
+            degradation_level=degradation_level,
+            cached=cached,
+            results=[
+                hit_out(service, h.product_id, h.score, dict(h.stages) if explain else None)
+                for h in result.hits
+                if service.on_sale(h.product_id)
+            ],
+            timings_ms={key: round(v, 3) for key, v in timings.items()},
         )
 
     @app.get(
@@ -253,16 +430,48 @@ def create_app(
         response_model=ProductOut,
         tags=["catalog"],
         responses={404: {"description": "no such product"}},
+        dependencies=search_role,
     )
     def product_route(product_id: IdStr) -> ProductOut:
         """One product by id."""
         return ProductOut(**product_to_json(state.require().product(product_id)))
+
+    @app.patch(
+        "/v1/products/{product_id}",
+        response_model=ProductUpdateOut,
+        response_model_exclude_none=True,
+        tags=["catalog"],
+        responses={404: {"description": "no such product"}},
+        dependencies=admin_role,
+    )
+    async def update_product_route(product_id: IdStr, body: ProductUpdateIn) -> ProductUpdateOut:
+        """Change a product's price or stock. Filters see it at once; cached results that show
+        the product are dropped here and, with Redis, on every replica."""
+        service = state.require()
+        dropped, _ = await fast.update_product(service, product_id, price=body.price, in_stock=body.in_stock)
+        product = ProductOut(**product_to_json(service.product(product_id)))
+        return ProductUpdateOut(id=product_id, removed=False, product=product, invalidated_results=dropped)
+
+    @app.delete(
+        "/v1/products/{product_id}",
+        response_model=ProductUpdateOut,
+        response_model_exclude_none=True,
+        tags=["catalog"],
+        responses={404: {"description": "no such product"}},
+        dependencies=admin_role,
+    )
+    async def remove_product_route(product_id: IdStr) -> ProductUpdateOut:
+        """Take a product off sale: it leaves search, similar and recommendations, and the cached
+        results that showed it are dropped."""
+        dropped, _ = await fast.update_product(state.require(), product_id, remove=True)
+        return ProductUpdateOut(id=product_id, removed=True, invalidated_results=dropped)
 
     @app.get(
         "/v1/similar/{product_id}",
         response_model=SimilarOut,
         tags=["search"],
         responses={404: {"description": "no such product"}},
+        dependencies=search_role,
     )
     async def similar_route(product_id: IdStr, k: Annotated[int, Query(ge=1, le=s.max_k)] = s.default_k) -> SimilarOut:
         """Products similar to one product (content similarity of their embeddings)."""
@@ -275,7 +484,13 @@ def create_app(
             results=[hit_out(service, h.product_id, h.score, None) for h in hits],
         )
 
-    @app.get("/v1/recommend", response_model=RecommendOut, response_model_exclude_none=True, tags=["recommend"])
+    @app.get(
+        "/v1/recommend",
+        response_model=RecommendOut,
+        response_model_exclude_none=True,
+        tags=["recommend"],
+        dependencies=search_role,
+    )
     async def recommend_route(
         user_id: Annotated[str | None, Query(min_length=1, max_length=s.max_id_chars)] = None,
         k: Annotated[int, Query(ge=1, le=s.max_k)] = s.default_k,
@@ -285,10 +500,11 @@ def create_app(
         """Recommended for you: the sequential model over the user's history; unknown users
         get the popularity fallback. ``strategy`` says which served."""
         service = state.require()
-        if state.recommend is None:
+        recommender = state.recommend
+        if recommender is None:
             raise NotReadyError("these artifacts hold no recommender (build with --events)")
         rec = await run_in_threadpool(
-            state.recommend.recommend,
+            recommender.recommend,
             user_id,
             k,
             exclude_seen=exclude_seen,
@@ -300,7 +516,7 @@ def create_app(
             strategy=rec.strategy,
             history_length=rec.history_length,
             model_version=service.bundle.version,
-            results=[hit_out(service, pid, score, None) for pid, score in rec.items],
+            results=[hit_out(service, pid, score, None) for pid, score in rec.items if service.on_sale(pid)],
         )
 
     class EventIn(BaseModel):
@@ -320,6 +536,7 @@ def create_app(
         response_model=EventsAccepted,
         tags=["events"],
         responses={413: {"description": "body too large"}},
+        dependencies=events_role,
     )
     async def events_route(body: EventsIn) -> EventsAccepted:
         """Record a batch of user events (appended durably before the reply)."""
@@ -345,8 +562,67 @@ def create_app(
             state.recommend.add(batch)
         return EventsAccepted(accepted=n, unknown_items=unknown[:100])
 
+    @app.get("/v1/admin/model", response_model=ModelOut, tags=["admin"], dependencies=admin_role)
+    def admin_model() -> ModelOut:
+        """The version being served: where it came from, who signed it, requests in flight."""
+        return ModelOut(**runtime.require().describe())
+
+    @app.post(
+        "/v1/admin/reload",
+        response_model=ModelOut,
+        tags=["admin"],
+        dependencies=admin_role,
+        responses={422: {"description": "the artifacts failed a check; the current version keeps serving"}},
+    )
+    async def admin_reload(request: Request, body: ReloadIn | None = None) -> ModelOut:
+        """Load a version beside the current one, verify it, switch atomically, drain the old.
+        A refused version leaves the current one serving."""
+        who = actor(request)
+        target = body.artifacts if body is not None else None
+        if target is None and settings.registry is None and settings.artifacts is None:
+            raise RequestError('nothing to reload: give {"artifacts": DIR} (no artifacts or registry configured)')
+        if target is None and settings.registry is not None:
+            live = await run_in_threadpool(runtime.poll_registry)
+            if live is None:
+                live = runtime.require()
+        else:
+            live = await run_in_threadpool(lambda: runtime.load(None if target is None else PathLib(target), actor=who))
+        return ModelOut(**live.describe())
+
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=s.max_body_bytes)
     return app
+
+
+def _accelerated_search(settings: Settings) -> AcceleratedSearch:
+    """The caches (shared through Redis when ``redis_url`` is set) and the encoder batcher."""
+    shared = None
+    if settings.redis_url is not None:
+        from shoprec.adapters.redis import RedisStore
+
+        shared = RedisStore(settings.redis_url)
+    elif settings.workers > 1:
+        log.warning("workers=%d and no redis_url: a catalog update reaches only the worker it hits", settings.workers)
+    cache = SearchCache(
+        embedding_entries=settings.embedding_cache_entries,
+        embedding_ttl_s=settings.embedding_cache_ttl_s,
+        result_entries=settings.result_cache_entries,
+        result_ttl_s=settings.result_cache_ttl_s,
+        shared=shared,
+    )
+    return AcceleratedSearch(
+        cache,
+        batch_max_size=settings.batch_max_size,
+        batch_wait_s=settings.batch_wait_s,
+        batch_target_s=settings.batch_target_s,
+        run_sync=run_in_threadpool,
+    )
+
+
+def _audit(audit: AuditLog, action: str, who: str, details: dict[str, Any]) -> None:
+    try:
+        audit.append(action, who, details)
+    except Exception:  # a broken log must not take the request down; it is loud in the log
+        log.exception("could not append %s to the audit log", action)
 
 
 def app_from_env() -> FastAPI:

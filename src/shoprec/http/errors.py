@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -47,6 +48,11 @@ def install(app: FastAPI) -> None:
         if exc.status_code >= 500 and exc.status_code != 503:
             log.error("%s: %s", type(exc).__name__, exc.message)
         headers = {"Retry-After": "1"} if exc.status_code == 503 else None
+        retry_after_s = getattr(exc, "retry_after_s", None)
+        if retry_after_s is not None:  # whole seconds, rounded up so a client that obeys succeeds
+            headers = {"Retry-After": str(max(1, math.ceil(min(float(retry_after_s), 3600.0))))}
+        if exc.status_code == 401:  # RFC 9110: a 401 names the scheme to authenticate with
+            headers = {"WWW-Authenticate": 'Bearer realm="shoprec"'}
         return error_response(exc.status_code, exc.code, exc.message, headers)
 
     @app.exception_handler(RequestValidationError)

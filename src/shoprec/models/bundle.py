@@ -1,10 +1,23 @@
 """Loaded artifacts: the catalog as arrays, the lexical and vector indexes, the encoder,
-the ranker. Loading verifies every checksum first (see :mod:`shoprec.models.artifacts`)."""
+the ranker. Loading verifies every checksum first (see :mod:`shoprec.models.artifacts`).
+
+With a :class:`Trust` policy (what the service uses), the signature over the manifest is
+checked against the trusted public keys before any file is read, and encrypted files
+(``name.enc``, see :mod:`shoprec.security.crypto`) are decrypted into anonymous memory
+files (``memfd``): the loaders read them through a private folder of links, and no
+plaintext ever touches a disk.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import logging
+import os
+import shutil
+import tempfile
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +28,7 @@ import numpy.typing as npt
 
 from shoprec.adapters.eventlog import event_from_json
 from shoprec.core.text import normalize
-from shoprec.errors import ArtifactError
+from shoprec.errors import ArtifactError, NotFoundError
 from shoprec.models import artifacts
 from shoprec.models.encoder import OnnxEncoder
 from shoprec.models.ranker import Ranker
@@ -77,6 +90,8 @@ class CatalogArrays:
     price: npt.NDArray[np.float32]
     in_stock: npt.NDArray[np.bool_]
     popularity: npt.NDArray[np.float32]
+    # products taken off sale since the artifacts were built (catalog updates); None: none yet
+    removed: npt.NDArray[np.bool_] | None = None
 
     @classmethod
     def from_products(
@@ -100,11 +115,38 @@ class CatalogArrays:
     def __len__(self) -> int:
         return len(self.products)
 
+    def is_removed(self, row: int) -> bool:
+        return self.removed is not None and bool(self.removed[row])
+
+    def update_product(
+        self, product_id: str, *, price: float | None = None, in_stock: bool | None = None, remove: bool = False
+    ) -> Product:
+        """Change a product's price or stock, or take it off sale, in place; filters and features
+        see the change at once. Returns the product as it is now."""
+        row = self.index_of.get(product_id)
+        if row is None or self.is_removed(row):
+            raise NotFoundError(f"no product with id {product_id!r}")
+        if remove:
+            removed = self.removed if self.removed is not None else np.zeros(len(self.products), dtype=np.bool_)
+            removed[row] = True
+            self.removed = removed
+            return self.products[row]
+        product = self.products[row]
+        if price is not None:
+            self.price[row] = price
+            product = dataclasses.replace(product, price=price)
+        if in_stock is not None:
+            self.in_stock[row] = in_stock
+            product = dataclasses.replace(product, in_stock=in_stock)
+        self.products[row] = product
+        return product
+
     def allowed(self, filters: Filters) -> npt.NDArray[np.bool_] | None:
-        """Boolean mask of products passing ``filters``; None when there are no filters."""
+        """Boolean mask of products passing ``filters`` (never removed ones); None when all pass."""
+        removed = self.removed
         if filters.is_empty():
-            return None
-        mask = np.ones(len(self.products), dtype=np.bool_)
+            return None if removed is None else ~removed
+        mask = np.ones(len(self.products), dtype=np.bool_) if removed is None else ~removed
         if filters.category is not None:
             want = " > ".join(normalize(c) for c in filters.category.split(">") if c.strip())
             exact = self.category_norm == want
@@ -122,6 +164,77 @@ class CatalogArrays:
         return mask
 
 
+@dataclass(frozen=True)
+class Trust:
+    """How :func:`load_bundle` checks a folder before using anything in it.
+
+    ``require_signature`` refuses unsigned folders; ``trusted_keys`` are the PEM public keys
+    a signature must come from; ``data_key`` (32 bytes) decrypts encrypted files.
+    """
+
+    require_signature: bool = True
+    trusted_keys: tuple[Path, ...] = ()
+    data_key: bytes | None = field(default=None, repr=False)
+
+
+class _PlainView:
+    """A private folder of links: plain files link to the artifacts folder, encrypted ones to
+    an anonymous memory file holding their plaintext. Closed when the bundle is collected."""
+
+    def __init__(self, folder: Path, manifest: Mapping[str, Any], key: bytes | None) -> None:
+        from shoprec.security import crypto  # the one module that imports cryptography
+
+        encrypted = set(manifest.get("encryption", {}).get("files", []))
+        if key is None:
+            raise crypto.KeyFileError(
+                f"{folder}: {len(encrypted)} artifact files are encrypted ({sorted(encrypted)[0]}, ...); "
+                "configure a data key (setting data_key_file, or the variable named by data_key_env)"
+            )
+        want = manifest["encryption"].get("key_id")
+        have = crypto.data_key_id(key)
+        if want and want != have:
+            raise crypto.DecryptionError(
+                f"{folder}: wrong data key: the artifacts were encrypted with key {want}, the configured key is {have}"
+            )
+        self.root = Path(tempfile.mkdtemp(prefix="shoprec-plain-"))
+        self._fds: list[int] = []
+        try:
+            for rel in manifest["files"]:
+                artifacts.safe_path(folder, rel)
+                plain_rel = rel[: -len(crypto.ENCRYPTED_SUFFIX)] if rel in encrypted else rel
+                link = self.root / plain_rel
+                link.parent.mkdir(parents=True, exist_ok=True)
+                if rel in encrypted:
+                    data = crypto.read_artifact_bytes(folder, plain_rel, key)
+                    fd = os.memfd_create(Path(plain_rel).name, os.MFD_CLOEXEC)
+                    self._fds.append(fd)
+                    _write_all(fd, data)
+                    os.symlink(f"/proc/{os.getpid()}/fd/{fd}", link)
+                else:
+                    os.symlink(artifacts.safe_path(folder, rel), link)
+        except BaseException:
+            _close_view(self.root, self._fds)
+            raise
+        self._finalizer = weakref.finalize(self, _close_view, self.root, self._fds)
+
+    def close(self) -> None:
+        self._finalizer()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _close_view(root: Path, fds: list[int]) -> None:
+    shutil.rmtree(root, ignore_errors=True)
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
+
+
 @dataclass
 class Bundle:
     """Everything a search request needs, loaded from one artifacts folder."""
@@ -137,6 +250,13 @@ class Bundle:
     ranker: Ranker | None
     user_events: list[Event] = field(default_factory=list)
     extras: dict[str, Any] = field(default_factory=dict)
+    # where loaders read files from: ``folder`` itself, or the plaintext view of an encrypted one
+    read_root: Path | None = None
+    signer: dict[str, Any] | None = None
+
+    @property
+    def files_root(self) -> Path:
+        return self.read_root or self.folder
 
     @property
     def version(self) -> str:
@@ -147,42 +267,75 @@ class Bundle:
         return str(self.manifest.get("model_id", "unknown"))
 
 
-def load_bundle(folder: str | Path, *, check: bool = True, threads: int | None = None) -> Bundle:
-    """Load an artifacts folder; with ``check`` every checksum is verified first."""
+def load_bundle(
+    folder: str | Path,
+    *,
+    check: bool = True,
+    threads: int | None = None,
+    trust: Trust | None = None,
+) -> Bundle:
+    """Load an artifacts folder; with ``check`` every checksum is verified first.
+
+    With ``trust``, the signature is checked against ``trust.trusted_keys`` before anything
+    else (a :class:`~shoprec.security.crypto.SignatureError` names what is wrong) and
+    encrypted files are decrypted in memory with ``trust.data_key``.
+    """
     folder = Path(folder)
-    manifest = artifacts.verify(folder) if check else artifacts.read_manifest(folder)
+    signer: dict[str, Any] | None = None
+    if trust is not None:
+        from shoprec.security import crypto  # the one module that imports cryptography
+
+        artifacts.read_manifest(folder)  # "not an artifacts folder" before "unsigned"
+        checked = crypto.verify_artifacts(folder, trust.trusted_keys, require_signature=trust.require_signature)
+        manifest = checked["manifest"]
+        if checked["key_id"] is not None:
+            signer = {"key_id": checked["key_id"], "signer": checked["signer"]}
+    else:
+        manifest = artifacts.verify(folder) if check else artifacts.read_manifest(folder)
     files = manifest["files"]
+    view = _PlainView(folder, manifest, trust.data_key if trust else None) if manifest.get("encryption") else None
+    root = view.root if view is not None else folder
+    plain_files = {f.removesuffix(".enc") if view is not None else f for f in files}
 
     def path(rel: str) -> Path:
-        if rel not in files:
+        if rel not in plain_files:
             raise ArtifactError(f"{folder}: the manifest lists no {rel}")
-        return artifacts.safe_path(folder, rel)
+        artifacts.safe_path(folder, rel)
+        return root / rel if view is not None else artifacts.safe_path(folder, rel)
+
+    def subdir(rel: str) -> Path:
+        artifacts.safe_path(folder, rel)
+        return root / rel if view is not None else artifacts.safe_path(folder, rel)
 
     products: list[Product] = []
     with path("catalog.jsonl").open(encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 products.append(product_from_json(json.loads(line)))
-    popularity = np.load(path("popularity.npy"), allow_pickle=False) if "popularity.npy" in files else None
+    popularity = np.load(path("popularity.npy"), allow_pickle=False) if "popularity.npy" in plain_files else None
     catalog = CatalogArrays.from_products(products, popularity)
     embeddings = np.load(path("embeddings.npy"), mmap_mode="r", allow_pickle=False)
     if embeddings.shape[0] != len(products):
         raise ArtifactError(f"{folder}: embeddings.npy has {embeddings.shape[0]} rows for {len(products)} products")
-    ranker = Ranker.load(path("ranker.txt")) if "ranker.txt" in files else None
-    user_events = list(read_events_jsonl(path("user_events.jsonl"))) if "user_events.jsonl" in files else []
-    encoder = OnnxEncoder(artifacts.safe_path(folder, "encoder"), threads=threads)
+    ranker = Ranker.load(path("ranker.txt")) if "ranker.txt" in plain_files else None
+    user_events = list(read_events_jsonl(path("user_events.jsonl"))) if "user_events.jsonl" in plain_files else []
+    encoder = OnnxEncoder(subdir("encoder"), threads=threads)
     bundle = Bundle(
         folder=folder,
         manifest=manifest,
         catalog=catalog,
-        lexical=LexicalIndex.load(artifacts.safe_path(folder, "lexical")),
-        lexical_title=LexicalIndex.load(artifacts.safe_path(folder, "lexical_title")),
+        lexical=LexicalIndex.load(subdir("lexical")),
+        lexical_title=LexicalIndex.load(subdir("lexical_title")),
         vectors=VectorIndex.load(path("vectors.faiss")),
         embeddings=embeddings,
         encoder=encoder,
         ranker=ranker,
         user_events=user_events,
+        read_root=view.root if view is not None else None,
+        signer=signer,
     )
+    if view is not None:
+        bundle.extras["plain_view"] = view  # lives (memory files open) as long as the bundle
     log.info(
         "loaded artifacts %s: %d products, encoder %s on %s, ranker %s",
         folder,

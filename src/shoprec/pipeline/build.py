@@ -53,6 +53,7 @@ class BuildOptions:
     recommender_max_train_s: float = 300.0
     max_train_queries: int = 4000
     validation_fraction: float = 0.2
+    ladder: bool = True  # measure the degradation ladder on the validation set
 
 
 def default_cache_dir() -> Path:
@@ -223,6 +224,11 @@ def build(
                 progress=progress,
             )
             timings["recommender_s"] = time.perf_counter() - t
+        ladder: dict[str, Any] = {}
+        if validation and options.ladder:
+            t = time.perf_counter()
+            ladder = _measure_ladder(tmp, bundle, events, options, validation, progress)
+            timings["ladder_s"] = time.perf_counter() - t
         timings["total_s"] = time.perf_counter() - t_start
         metrics: dict[str, Any] = {
             "products": len(products),
@@ -246,6 +252,32 @@ def build(
             model_id=encoder.model_id,
             config=config,
             metrics=metrics,
-            extra={"inputs": inputs or {}},
+            extra={"inputs": inputs or {}, **({"ladder": ladder} if ladder else {})},
         )
     return manifest
+
+
+def _measure_ladder(
+    tmp: Path,
+    bundle: Bundle,
+    events: Sequence[Event],
+    options: BuildOptions,
+    validation: Sequence[Group],
+    progress: bool,
+) -> dict[str, Any]:
+    """The ladder measured on the service as it will be served: trained ranker, user history."""
+    from dataclasses import replace
+
+    from shoprec.models.ranker import Ranker
+    from shoprec.pipeline.ladder import measure_ladder
+
+    ranker_path = tmp / "ranker.txt"
+    served = replace(
+        bundle,
+        ranker=Ranker.load(ranker_path) if ranker_path.exists() else None,
+        user_events=sorted(events, key=lambda e: e.timestamp),
+    )
+    service = SearchService(
+        served, lexical_candidates=options.lexical_candidates, dense_candidates=options.dense_candidates
+    )
+    return measure_ladder(service, validation, progress=progress)

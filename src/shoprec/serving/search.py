@@ -33,6 +33,16 @@ PIPELINES: tuple[Pipeline, ...] = ("bm25", "dense", "hybrid", "full")
 
 
 @dataclass(frozen=True, slots=True)
+class Effort:
+    """How hard to look: candidates per retriever and the HNSW search breadth. ``None`` keeps
+    the service's own setting. The degradation ladder serves its cheaper levels with these."""
+
+    lexical_candidates: int | None = None
+    dense_candidates: int | None = None
+    ef_search: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SearchResult:
     hits: list[Hit]
     pipeline: Pipeline
@@ -71,11 +81,13 @@ class SearchService:
         *,
         lexical_candidates: int = 100,
         dense_candidates: int = 100,
+        ef_search: int = 256,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.bundle = bundle
         self.lexical_candidates = lexical_candidates
         self.dense_candidates = dense_candidates
+        self.ef_search = ef_search
         self._clock = clock
         c = bundle.catalog
         self.users = UserProfiles(c.index_of, c.brands_norm, c.category_norm, c.price, bundle.embeddings)
@@ -84,17 +96,23 @@ class SearchService:
     # --- products -------------------------------------------------------------------
     def product(self, product_id: str) -> Product:
         i = self.bundle.catalog.index_of.get(product_id)
-        if i is None:
+        if i is None or self.bundle.catalog.is_removed(i):
             raise NotFoundError(f"no product with id {product_id!r}")
         return self.bundle.catalog.products[i]
+
+    def on_sale(self, product_id: str) -> bool:
+        """Known and not removed by a catalog update."""
+        i = self.bundle.catalog.index_of.get(product_id)
+        return i is not None and not self.bundle.catalog.is_removed(i)
 
     def similar(self, product_id: str, k: int) -> list[Hit]:
         """Nearest products by embedding (content similarity), excluding the product itself."""
         i = self.bundle.catalog.index_of.get(product_id)
-        if i is None:
+        if i is None or self.bundle.catalog.is_removed(i):
             raise NotFoundError(f"no product with id {product_id!r}")
         vec = np.asarray(self.bundle.embeddings[i], dtype=np.float32)[None, :]
-        scores, ids = self.bundle.vectors.search(vec, k + 1)
+        allowed = self.bundle.catalog.allowed(Filters())
+        scores, ids = self.bundle.vectors.search(vec, k + 1, allowed=allowed)
         hits = [
             Hit(self.bundle.catalog.products[j].id, float(s))
             for s, j in zip(scores[0], ids[0], strict=True)
@@ -114,18 +132,23 @@ class SearchService:
         *,
         use_lexical: bool = True,
         use_dense: bool = True,
+        effort: Effort | None = None,
     ) -> CandidateSet:
         b = self.bundle
+        effort = effort or Effort()
+        n_lexical = effort.lexical_candidates or self.lexical_candidates
+        n_dense = effort.dense_candidates or self.dense_candidates
+        ef_search = effort.ef_search or self.ef_search
         n = len(b.catalog)
         bm25_all = b.lexical.scores(ctx.text) if use_lexical or use_dense else None
         lex_rows = np.zeros(0, dtype=np.int64)
         if use_lexical and bm25_all is not None:
             masked = bm25_all if allowed is None else np.where(allowed, bm25_all, 0.0)
-            lex_rows = top_k(masked, self.lexical_candidates)
+            lex_rows = top_k(masked, n_lexical)
             lex_rows = lex_rows[masked[lex_rows] > 0]
         dense_rows = np.zeros(0, dtype=np.int64)
         if use_dense and qvec is not None:
-            _, ids = b.vectors.search(qvec[None, :], self.dense_candidates, allowed=allowed)
+            _, ids = b.vectors.search(qvec[None, :], n_dense, allowed=allowed, ef_search=ef_search)
             dense_rows = ids[0][ids[0] >= 0]
         rows = np.unique(np.concatenate([lex_rows, dense_rows]))
         if bm25_all is None:
@@ -188,6 +211,7 @@ class SearchService:
         explain: bool = False,
         qvec: FloatArray | None = None,
         user_id: str | None = None,
+        effort: Effort | None = None,
     ) -> SearchResult:
         filters = filters or Filters()
         clock = self._clock
@@ -207,6 +231,7 @@ class SearchService:
             allowed,
             use_lexical=pipeline != "dense",
             use_dense=needs_dense,
+            effort=effort,
         )
         timings["retrieve_ms"] = (clock() - t) * 1000
         ranker_name = "none"

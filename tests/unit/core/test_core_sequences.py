@@ -108,9 +108,7 @@ def test_hand_computed_hr_and_ndcg(tiny_file: Path) -> None:
     assert got["ndcg@2"] == pytest.approx(2 * third / 3)
     assert got["hr@3"] == pytest.approx(1.0)
     assert got["ndcg@3"] == pytest.approx((2 * third + 0.5) / 3)
-    assert got["ndcg@3"] == pytest.approx(
-        np.mean([ndcg_single_target(r, 3) for r in (1, 2, 1)])
-    )
+    assert got["ndcg@3"] == pytest.approx(np.mean([ndcg_single_target(r, 3) for r in (1, 2, 1)]))
 
 
 def test_padding_never_counts_and_seen_items_stay_candidates() -> None:
@@ -162,9 +160,7 @@ def test_popularity_scores_count_training_items_only() -> None:
 def test_cooccurrence_pairs_weigh_by_distance() -> None:
     rows, cols, vals = cooccurrence_pairs([[1, 2, 3]], window=2, backward_weight=0.5)
     pairs = {(int(r), int(c)): float(v) for r, c, v in zip(rows, cols, vals, strict=True)}
-    assert pairs == {
-        (1, 2): 1.0, (2, 3): 1.0, (2, 1): 0.5, (3, 2): 0.5, (1, 3): 0.5, (3, 1): 0.25
-    }
+    assert pairs == {(1, 2): 1.0, (2, 3): 1.0, (2, 1): 0.5, (3, 2): 0.5, (1, 3): 0.5, (3, 1): 0.25}
     assert cooccurrence_pairs([[1]])[0].size == 0
 
 

@@ -117,9 +117,7 @@ def test_missing_and_empty_logs(tmp_path: Path) -> None:
     missing = audit.verify(tmp_path / "none.jsonl")
     assert not missing.ok and "no audit log" in (missing.reason or "")
     (tmp_path / "empty.jsonl").write_text("")
-    assert audit.verify(tmp_path / "empty.jsonl") == audit.VerifyResult(
-        True, 0, None, None, GENESIS_HASH
-    )
+    assert audit.verify(tmp_path / "empty.jsonl") == audit.VerifyResult(True, 0, None, None, GENESIS_HASH)
 
 
 def test_restart_continues_the_chain(tmp_path: Path) -> None:

@@ -124,9 +124,7 @@ def test_tampered_manifest_is_a_bad_signature(folder: Path, signing_key: tuple[P
         crypto.verify_artifacts(folder, [public])
 
 
-def test_whitespace_change_to_manifest_is_a_bad_signature(
-    folder: Path, signing_key: tuple[Path, Path]
-) -> None:
+def test_whitespace_change_to_manifest_is_a_bad_signature(folder: Path, signing_key: tuple[Path, Path]) -> None:
     private, public = signing_key
     crypto.sign_artifacts(folder, private)
     (folder / "manifest.json").write_bytes((folder / "manifest.json").read_bytes() + b"\n")
@@ -142,9 +140,7 @@ def test_unsigned_folder_is_refused_clearly(folder: Path, signing_key: tuple[Pat
     assert result["key_id"] is None and result["manifest"]["model_id"] == "m"
 
 
-def test_untrusted_signer_is_refused_clearly(
-    folder: Path, signing_key: tuple[Path, Path], tmp_path: Path
-) -> None:
+def test_untrusted_signer_is_refused_clearly(folder: Path, signing_key: tuple[Path, Path], tmp_path: Path) -> None:
     private, _ = signing_key
     _, other_public = crypto.generate_signing_key(tmp_path / "keys" / "other")
     record = crypto.sign_artifacts(folder, private, signer="mallory")
@@ -156,9 +152,7 @@ def test_untrusted_signer_is_refused_clearly(
         crypto.verify_artifacts(folder, [other_public], require_signature=False)
 
 
-def test_forged_key_id_is_still_a_bad_signature(
-    folder: Path, signing_key: tuple[Path, Path], tmp_path: Path
-) -> None:
+def test_forged_key_id_is_still_a_bad_signature(folder: Path, signing_key: tuple[Path, Path], tmp_path: Path) -> None:
     _, public = signing_key
     other_private, _ = crypto.generate_signing_key(tmp_path / "keys" / "other")
     crypto.sign_artifacts(folder, other_private)
@@ -182,9 +176,7 @@ def test_no_trusted_keys_is_a_config_error(folder: Path, signing_key: tuple[Path
         crypto.verify_artifacts(folder, [])
 
 
-def test_signing_refuses_a_folder_that_fails_its_checksums(
-    folder: Path, signing_key: tuple[Path, Path]
-) -> None:
+def test_signing_refuses_a_folder_that_fails_its_checksums(folder: Path, signing_key: tuple[Path, Path]) -> None:
     (folder / "ranker.txt").write_text("changed")
     with pytest.raises(IntegrityError, match="ranker.txt"):
         crypto.sign_artifacts(folder, signing_key[0])

@@ -1,0 +1,542 @@
+"""Serving under load: shoprec against the peers a team would pick, on the same machine.
+
+    .venv/bin/python bench/serve.py [--json] [--artifacts DIR | --products-limit N]
+                                    [--duration-s S] [--rates R1,R2,…] [--skip ray,naive,…]
+    .venv/bin/python bench/serve.py --overload [--sustainable-rps R] [--overload-s 60]
+
+Builds (or reuses, cached under ``.shoprec/bench/``) artifacts for the Home Depot
+catalog, starts each system as a real server on loopback, and drives it with the
+open-loop generator in ``bench/loadgen.py`` (fixed arrival rate, latency from the
+intended send time) using the Home Depot queries:
+
+- ``ceiling``: shoprec's trivial ``/healthz`` on the same server stack (and a check that
+  the generator itself is not the bottleneck);
+- ``shoprec``: ``/v1/search`` with caches off, distinct queries;
+- ``shoprec_cached``: caches on, Zipf-distributed repeats (plus the p50 of a cache hit);
+- ``naive``: FastAPI + sentence-transformers per request + brute-force cosine;
+- ``ray_serve``: the same model behind Ray Serve with ``@serve.batch``, run (with its
+  load) in a network namespace of its own with only loopback up.
+
+Each system's throughput is the highest measured rate whose p99 stayed <= 50 ms (failed
+requests count as infinitely slow). With ``--json`` the last stdout line is one JSON object.
+``--overload`` instead runs shoprec at 2x its sustainable rate for 60 s and reports 5xx
+other than deliberate 503s, the admitted requests' p99 against the deadline, the
+degradation levels seen, and the recovery to full quality afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(BENCH))
+
+import loadgen  # noqa: E402
+from serve_artifacts import DATA, ensure_artifacts  # noqa: E402
+
+PY = str(ROOT / ".venv" / "bin" / "python")
+SHOPREC = str(ROOT / ".venv" / "bin" / "shoprec")
+SYSTEMS = ("ceiling", "shoprec", "shoprec_cached", "naive", "ray_serve")
+
+# Server settings (SHOPREC_* environment variables) for each shoprec configuration. Names a
+# Settings field does not have are ignored by the server; the run records which ones apply.
+BENCH_ENV = {
+    "SHOPREC_LOG_LEVEL": "warning",
+    # the bench serves its own fresh build (checksums are still verified at load)
+    "SHOPREC_REQUIRE_SIGNATURE": "false",
+    # the peers do no authentication either; rate limits stay at their default (none)
+    "SHOPREC_ANONYMOUS_READ": "true",
+}
+CACHE_OFF_ENV = {
+    "SHOPREC_EMBEDDING_CACHE_ENTRIES": "0",  # query -> embedding, before the model
+    "SHOPREC_RESULT_CACHE_ENTRIES": "0",  # (query, filters, segment) -> results, after it
+}
+CACHE_ON_ENV: dict[str, str] = {}  # the server's defaults
+
+
+# --- processes ----------------------------------------------------------------------------
+
+
+class Processes:
+    """Every subprocess this run starts, each in its own session, stopped on exit."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, cmd: Sequence[str], *, env: dict[str, str] | None = None, log: Path | None = None) -> Any:
+        out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - closed by the child's exit
+        proc = subprocess.Popen(
+            list(cmd), env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+        if proc.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                with suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        if proc in self.procs:
+            self.procs.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in list(reversed(self.procs)):
+            self.stop(proc)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(proc: Any, port: int, timeout_s: float, what: str, log: Path) -> float:
+    t0 = time.perf_counter()
+    last = ""
+    while True:
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise SystemExit(f"{what} exited with {proc.returncode} before it was ready:\n{tail}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+                if r.status == 200:
+                    return time.perf_counter() - t0
+        except urllib.error.HTTPError as exc:
+            last = exc.read().decode(errors="replace")
+            if "refused" in last or "Error:" in last:  # the artifacts were rejected: waiting will not help
+                raise SystemExit(f"{what} will not become ready: {last}") from None
+        except OSError:
+            pass
+        if time.perf_counter() - t0 > timeout_s:
+            raise SystemExit(f"{what} was not ready after {timeout_s:.0f} s: {last}")
+        time.sleep(0.25)
+
+
+@contextmanager
+def shoprec_server(procs: Processes, artifacts: Path, env: dict[str, str], logdir: Path, name: str) -> Iterator[int]:
+    port = free_port()
+    log = logdir / f"{name}.log"
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **BENCH_ENV, **env}
+    proc = procs.start([SHOPREC, "serve", "--artifacts", str(artifacts), "--port", str(port)], env=full_env, log=log)
+    ready_s = wait_ready(proc, port, 300, f"shoprec ({name})", log)
+    print(f"[{name}] shoprec ready on 127.0.0.1:{port} in {ready_s:.1f} s", file=sys.stderr)
+    try:
+        yield port
+    finally:
+        procs.stop(proc)
+
+
+def applied_settings(env: dict[str, str]) -> dict[str, str]:
+    """The subset of ``env`` that names a real Settings field (the server ignores the rest)."""
+    from shoprec.settings import ENV_PREFIX, Settings
+
+    names = {f.name for f in dataclasses.fields(Settings)}
+    return {k: v for k, v in env.items() if k.startswith(ENV_PREFIX) and k[len(ENV_PREFIX) :].lower() in names}
+
+
+# --- load ---------------------------------------------------------------------------------
+
+
+def run_loadgen(port: int, args: argparse.Namespace, *, path: str, mode: str, queries_file: Path, start: float) -> Any:
+    cmd = [PY, str(BENCH / "loadgen.py"), "--port", str(port), "--json", *loadgen_args(args, path, mode, queries_file)]
+    cmd += ["--start-rate", str(start)]
+    out = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=True, cwd=ROOT).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def loadgen_args(args: argparse.Namespace, path: str, mode: str, queries_file: Path) -> list[str]:
+    a = ["--path", path, "--mode", mode, "--queries-file", str(queries_file)]
+    a += ["--duration-s", str(args.duration_s), "--connections", str(args.connections), "--seed", str(args.seed)]
+    if args.rates:
+        a += ["--rates", args.rates]
+    return a
+
+
+def hit_latency(port: int, query: str, n: int = 300, rate: float = 100.0) -> dict[str, Any]:
+    """p50 of a repeated query (a cache hit after the first) at a low rate, client and server side."""
+    paths = loadgen.make_paths("/v1/search?q={q}&k=10", [query] * n)
+
+    async def go() -> tuple[list[float], list[float]]:
+        step = await loadgen.run_step("127.0.0.1", port, paths, rate, connections=8, parse_level=False)
+        client = [(s.done - s.intended) * 1000 for s in step.samples[1:] if s.status == 200]
+        return client, []
+
+    client, _ = asyncio.run(go())
+    server: list[float] = []
+    for _ in range(20):
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{paths[0]}", timeout=5) as r:
+            body = json.loads(r.read())
+        t = body.get("timings_ms", {})
+        if "total_ms" in t:
+            server.append(float(t["total_ms"]))
+    return {
+        "query": query,
+        "client_p50_ms": round(statistics.median(client), 3) if client else None,
+        "server_total_p50_ms": round(statistics.median(server), 3) if server else None,
+    }
+
+
+def load_queries(tmp: Path) -> tuple[list[str], Path]:
+    with (DATA / "judgments_dev.csv").open(encoding="utf-8") as f:
+        queries = sorted({row["query"].strip() for row in csv.DictReader(f) if row["query"].strip()})
+    path = tmp / "queries.txt"
+    path.write_text("".join(q.replace("\n", " ") + "\n" for q in queries), encoding="utf-8")
+    return queries, path
+
+
+def ray_in_namespace(args: argparse.Namespace, artifacts: Path, queries_file: Path, logdir: Path) -> Any:
+    """Run the Ray Serve peer and its load inside ``unshare -rn`` (own network, only loopback up)."""
+    if shutil.which("unshare") is None:
+        raise SystemExit("the Ray Serve peer needs `unshare` (util-linux) for its own network namespace")
+    ray_tmp = Path(tempfile.mkdtemp(prefix="shoprec-ray-"))
+    inner = [
+        PY,
+        str(BENCH / "serve_peers" / "ray_peer.py"),
+        "--artifacts",
+        str(artifacts),
+        "--temp-dir",
+        str(ray_tmp),
+        "--",
+        *loadgen_args(args, "/v1/search?q={q}&k=10", "distinct", queries_file),
+        "--start-rate",
+        str(args.start_rate_model),
+    ]
+    script = "ip link set lo up && exec " + " ".join(_sh_quote(c) for c in inner)
+    # --pid --fork: when the peer's process exits, the kernel ends everything Ray left in the namespace
+    cmd = ["unshare", "-rn", "--pid", "--fork", "--mount-proc", "sh", "-c", script]
+    log = logdir / "ray_serve.log"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
+    try:
+        with open(log, "wb") as err:
+            proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+            try:
+                out, _ = proc.communicate()
+            finally:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        if proc.returncode != 0:
+            raise SystemExit(f"the Ray Serve peer failed ({proc.returncode}); see {log}")
+        return json.loads(out.decode().strip().splitlines()[-1])
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+def _sh_quote(s: str) -> str:
+    return "'" + s.replace("'", "'\"'\"'") + "'"
+
+
+# --- report -------------------------------------------------------------------------------
+
+
+def fmt(x: Any) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return f"{x:.1f}" if abs(x) >= 100 else f"{x:.2f}"
+    return str(x)
+
+
+def print_table(results: dict[str, Any]) -> None:
+    cols = ("system", "rate", "achieved_rps", "p50_ms", "p95_ms", "p99_ms", "errors", "ok")
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "|".join("---" for _ in cols) + "|")
+    for system, res in results.items():
+        for r in res["rows"]:
+            vals = [system, r["rate"], r["achieved_rps"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["errors"]]
+            print("| " + " | ".join(fmt(v) for v in vals) + f" | {'yes' if r['pass'] else 'no'} |")
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b <= 0:
+        return None
+    return round(a / b, 2)
+
+
+def benchmark(args: argparse.Namespace, procs: Processes, artifacts: Path, tmp: Path) -> dict[str, Any]:
+    queries, qfile = load_queries(tmp)
+    skip = set(args.skip)
+    results: dict[str, Any] = {}
+    extra: dict[str, Any] = {"artifacts": str(artifacts), "queries": len(queries)}
+    t0 = time.perf_counter()
+
+    def sweep(name: str, port: int, path: str, mode: str, start: float) -> None:
+        print(f"[{name}] stepping the rate up ({mode} queries, {path.split('?')[0]})", file=sys.stderr)
+        results[name] = run_loadgen(port, args, path=path, mode=mode, queries_file=qfile, start=start)
+
+    if {"ceiling", "shoprec"} - skip:
+        env = {**CACHE_OFF_ENV, **args.server_env}
+        extra["settings_caches_off"] = applied_settings({**BENCH_ENV, **env})
+        with shoprec_server(procs, artifacts, env, tmp, "shoprec") as port:
+            if "shoprec" not in skip:
+                sweep("shoprec", port, "/v1/search?q={q}&k=10", "distinct", args.start_rate_model)
+            if "ceiling" not in skip:
+                sweep("ceiling", port, "/healthz", "fixed", args.start_rate_trivial)
+    if "shoprec_cached" not in skip:
+        env = {**CACHE_ON_ENV, **args.server_env}
+        extra["settings_caches_on"] = applied_settings({**BENCH_ENV, **env})
+        with shoprec_server(procs, artifacts, env, tmp, "shoprec_cached") as port:
+            sweep("shoprec_cached", port, "/v1/search?q={q}&k=10", "zipf", args.start_rate_model)
+            top = loadgen.zipf_stream(queries, 1, seed=args.seed)[0]
+            extra["cache_hit"] = hit_latency(port, top)
+    if "naive" not in skip:
+        port = free_port()
+        log = tmp / "naive.log"
+        env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+        cmd = [PY, str(BENCH / "serve_peers" / "naive.py"), "--artifacts", str(artifacts), "--port", str(port)]
+        proc = procs.start(cmd, env=env, log=log)
+        try:
+            wait_ready(proc, port, 300, "the naive peer", log)
+            sweep("naive", port, "/v1/search?q={q}&k=10", "distinct", args.start_rate_model)
+        finally:
+            procs.stop(proc)
+    if "ray_serve" not in skip:
+        print("[ray_serve] starting Ray Serve in its own network namespace", file=sys.stderr)
+        res = ray_in_namespace(args, artifacts, qfile, tmp)
+        extra["ray_listeners"] = res.pop("listeners", None)
+        results["ray_serve"] = res
+
+    tput = {name: (results[name]["throughput_rps"] if name in results else None) for name in SYSTEMS}
+    if "ceiling" in results:  # the generator keeps its schedule where the trivial endpoint does
+        rows = results["ceiling"]["rows"]
+        fastest = max(rows, key=lambda r: float(r["rate"]), default=None)
+        extra["generator_send_lag_p99_ms_at_top_ceiling_rate"] = fastest["send_lag_p99_ms"] if fastest else None
+    extra["wall_s"] = round(time.perf_counter() - t0, 1)
+    return {
+        "throughput_rps": {k: tput[k] for k in ("shoprec", "shoprec_cached", "naive", "ray_serve", "ceiling")},
+        "ratio_to_naive": ratio(tput["shoprec"], tput["naive"]),
+        "ratio_to_ray_serve": ratio(tput["shoprec"], tput["ray_serve"]),
+        "fraction_of_ceiling": ratio(tput["shoprec"], tput["ceiling"]),
+        "ratio_to_naive_cached": ratio(tput["shoprec_cached"], tput["naive"]),
+        "ratio_to_ray_serve_cached": ratio(tput["shoprec_cached"], tput["ray_serve"]),
+        "p99_target_ms": loadgen.P99_TARGET_MS,
+        "duration_s_per_rate": args.duration_s,
+        "cpus": os.cpu_count(),
+        "rows": {name: res["rows"] for name, res in results.items()},
+        **extra,
+    }
+
+
+# --- overload -----------------------------------------------------------------------------
+
+
+def deadline_ms() -> float | None:
+    """The server's default request deadline, when its Settings have one."""
+    from shoprec.settings import Settings
+
+    s = Settings.load()
+    names = [f.name for f in dataclasses.fields(s) if "deadline" in f.name and "max" not in f.name]
+    names.sort(key=lambda n: ("default" not in n, len(n)))
+    for name in names:
+        value = getattr(s, name)
+        if isinstance(value, (int, float)):
+            return float(value) * 1000 if name.endswith("_s") else float(value)
+    return None
+
+
+def overload(args: argparse.Namespace, procs: Processes, artifacts: Path, tmp: Path) -> dict[str, Any]:
+    queries, qfile = load_queries(tmp)
+    env = {**CACHE_ON_ENV, **args.server_env}
+    report: dict[str, Any] = {"settings": applied_settings({**BENCH_ENV, **env})}
+    with shoprec_server(procs, artifacts, env, tmp, "overload") as port:
+        sustainable = args.sustainable_rps
+        if sustainable is None:
+            print("[overload] finding the sustainable rate (Zipf queries)", file=sys.stderr)
+            sustainable = run_loadgen(
+                port, args, path="/v1/search?q={q}&k=10", mode="zipf", queries_file=qfile, start=args.start_rate_model
+            )["throughput_rps"]
+            if not sustainable:
+                raise SystemExit("no rate met p99 <= 50 ms: nothing to overload from")
+        rate = 2 * float(sustainable)
+
+        def phase(name: str, r: float, seconds: float, seed: int) -> loadgen.StepResult:
+            qs = loadgen.zipf_stream(queries, max(1, int(r * seconds)), seed=seed)
+            paths = loadgen.make_paths("/v1/search?q={q}&k=10", qs)
+            print(f"[overload] {name}: {r:.0f}/s for {seconds:.0f} s", file=sys.stderr)
+            return asyncio.run(
+                loadgen.run_step("127.0.0.1", port, paths, r, connections=args.connections, parse_level=True)
+            )
+
+        base = phase("baseline", sustainable / 4, 5, args.seed + 100)
+        time.sleep(1)
+        over = phase("overload", rate, args.overload_s, args.seed + 101)
+        after = phase("recovery", sustainable / 2, args.recovery_s, args.seed + 102)
+
+    full_levels = Counter(s.level for s in base.samples if s.status == 200)
+    full = full_levels.most_common(1)[0][0] if full_levels else None
+    admitted = sorted((s.done - s.intended) * 1000 for s in over.samples if s.status == 200)
+    statuses = Counter(s.status for s in over.samples)
+    five_xx = sum(v for k, v in statuses.items() if 500 <= k < 600 and k != 503)
+    shed = [s for s in over.samples if s.status == 503]
+    t0 = after.samples[0].intended if after.samples else 0.0
+    # recovery: the time after which every answered request was served at the full-quality level
+    last_degraded = max((s.intended - t0 for s in after.samples if s.status == 200 and s.level != full), default=None)
+    dl = deadline_ms()
+    p99_admitted = loadgen._pct(admitted, 99)
+    report.update(
+        {
+            "sustainable_rps": sustainable,
+            "overload_rps": rate,
+            "overload_s": args.overload_s,
+            "requests": len(over.samples),
+            "statuses": {str(k): v for k, v in sorted(statuses.items())},
+            "no_answer": statuses.get(0, 0),
+            "5xx_other_than_503": five_xx,
+            "shed_503": len(shed),
+            "shed_503_with_retry_after": sum(s.retry_after for s in shed),
+            "admitted": len(admitted),
+            "admitted_p50_ms": loadgen._round(loadgen._pct(admitted, 50)),
+            "admitted_p99_ms": loadgen._round(p99_admitted),
+            "admitted_server_p99_ms": loadgen._round(
+                loadgen._pct(
+                    sorted(s.server_ms for s in over.samples if s.status == 200 and s.server_ms == s.server_ms), 99
+                )
+            ),
+            "deadline_ms": dl,
+            "admitted_p99_within_deadline": (p99_admitted <= dl) if dl is not None and admitted else None,
+            "full_quality_level": full,
+            "levels_baseline": {str(k): v for k, v in full_levels.items()},
+            "levels_overload": {
+                str(k): v for k, v in Counter(s.level for s in over.samples if s.status == 200).items()
+            },
+            "levels_recovery": {
+                str(k): v for k, v in Counter(s.level for s in after.samples if s.status == 200).items()
+            },
+            "recovered_after_s": None if last_degraded is None else round(last_degraded, 2),
+            "recovered": full is not None
+            and any(s.status == 200 for s in after.samples)
+            and all(s.level == full for s in after.samples[-max(1, len(after.samples) // 4) :] if s.status == 200),
+            "recovery_statuses": {str(k): v for k, v in sorted(Counter(s.status for s in after.samples).items())},
+        }
+    )
+    if full is None:
+        report["note"] = "responses carry no degradation_level field: the server has no degradation ladder yet"
+    return report
+
+
+# --- main ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    ap.add_argument("--artifacts", help="serve this artifacts folder instead of the cached Home Depot build")
+    ap.add_argument("--products-limit", type=int, help="build over the first N products only (faster)")
+    ap.add_argument("--duration-s", type=float, default=8.0, help="seconds of load per rate step")
+    ap.add_argument("--rates", help="comma-separated rates for every system (default: step up adaptively)")
+    ap.add_argument("--start-rate-model", type=float, default=10.0, help="first rate for model-backed systems")
+    ap.add_argument("--start-rate-trivial", type=float, default=200.0, help="first rate for /healthz")
+    ap.add_argument("--connections", type=int, default=256)
+    ap.add_argument("--skip", default="", help=f"comma-separated systems to leave out: {','.join(SYSTEMS)}")
+    ap.add_argument(
+        "--server-env", action="append", default=[], metavar="SHOPREC_X=V", help="extra shoprec server setting"
+    )
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--overload", action="store_true", help="run the overload test instead")
+    ap.add_argument("--sustainable-rps", type=float, help="overload: skip finding the sustainable rate")
+    ap.add_argument("--overload-s", type=float, default=60.0)
+    ap.add_argument("--recovery-s", type=float, default=20.0)
+    ap.add_argument("--keep-logs", help="copy server logs to this folder")
+    args = ap.parse_args(argv)
+    aliases = {"ray": "ray_serve", "cached": "shoprec_cached", "trivial": "ceiling"}
+    args.skip = {aliases.get(s.strip(), s.strip()) for s in args.skip.split(",") if s.strip()}
+    unknown = args.skip - set(SYSTEMS)
+    if unknown:
+        ap.error(f"unknown systems in --skip: {', '.join(sorted(unknown))}")
+    env: dict[str, str] = {}
+    for item in args.server_env:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("SHOPREC_"):
+            ap.error(f"--server-env wants SHOPREC_NAME=VALUE, got {item!r}")
+        env[key] = value
+    args.server_env = env
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    procs = Processes()
+
+    def on_term(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)  # also when started in the background, where SIGINT is ignored
+    tmp = Path(tempfile.mkdtemp(prefix="shoprec-serve-bench-"))
+    try:
+        if args.artifacts:
+            artifacts = Path(args.artifacts).resolve()
+            if not (artifacts / "manifest.json").is_file():
+                raise SystemExit(f"{artifacts}: no manifest.json (not an artifacts folder)")
+        else:
+            artifacts = ensure_artifacts(DATA / "products.csv", DATA / "judgments_dev.csv", args.products_limit)
+        if args.overload:
+            out = overload(args, procs, artifacts, tmp)
+            for k, v in out.items():
+                print(f"{k:>28}: {v}")
+        else:
+            out = benchmark(args, procs, artifacts, tmp)
+            print(
+                f"\nServing benchmark: {out['queries']} Home Depot queries, {os.cpu_count()} CPUs shared by "
+                f"generator and server, {args.duration_s:g} s per rate, pass = p99 <= 50 ms\n"
+            )
+            print_table({name: {"rows": rows} for name, rows in out["rows"].items()})
+            print("\n| system | throughput at p99 <= 50 ms (req/s) |\n|---|---|")
+            for name, v in out["throughput_rps"].items():
+                print(f"| {name} | {fmt(v)} |")
+            print(
+                f"\nshoprec (caches off) / naive: {fmt(out['ratio_to_naive'])}x, / Ray Serve: "
+                f"{fmt(out['ratio_to_ray_serve'])}x, fraction of the /healthz ceiling: "
+                f"{fmt(out['fraction_of_ceiling'])}"
+            )
+            print(
+                f"shoprec (caches on, Zipf) / naive: {fmt(out['ratio_to_naive_cached'])}x, / Ray Serve: "
+                f"{fmt(out['ratio_to_ray_serve_cached'])}x; cache hit: {out.get('cache_hit')}"
+            )
+            if out.get("ray_listeners") is not None:
+                print(f"Ray namespace listeners only on loopback: {out['ray_listeners']['only_loopback']}")
+        if args.keep_logs:
+            dest = Path(args.keep_logs)
+            dest.mkdir(parents=True, exist_ok=True)
+            for log in tmp.glob("*.log"):
+                shutil.copy(log, dest / log.name)
+        if args.json:
+            print(json.dumps(out, default=str))
+        return 0
+    except KeyboardInterrupt:
+        print("interrupted: stopping servers", file=sys.stderr)
+        return 130
+    finally:
+        procs.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The servers ``bench/serve.py`` compares shoprec against."""

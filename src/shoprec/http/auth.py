@@ -1,0 +1,89 @@
+"""API-key authentication for the HTTP routes.
+
+Every route declares the role it needs with ``Depends(require_role("search"))``. The key
+is read from ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` and resolved through
+the :class:`~shoprec.security.apikeys.KeyStore` (salted hashes, constant-time compare). The
+resolved :class:`~shoprec.security.apikeys.ApiKey` — or None for an anonymous request — is
+left on ``request.state.api_key`` for what runs later (rate limits, audit).
+
+No key, or an unknown, malformed or revoked one: 401. A valid key without the role: 403.
+Both go through the one error mapping in :mod:`shoprec.http.errors`. Anonymous requests are
+allowed only on ``search`` routes and only when the ``anonymous_read`` setting is on; never
+on ``events`` or ``admin`` routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
+
+from shoprec.security.apikeys import ApiKey, AuthenticationError, KeyStore, Role, require
+
+# Declared for the OpenAPI spec (clients and fuzzers learn both ways to send a key); the
+# checks below read the headers themselves so a malformed header is a 401, not ignored.
+_bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer sr_...`")
+_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key: `X-API-Key: sr_...`")
+
+
+class Authenticator:
+    """Resolves presented keys; one per app, on ``app.state.authenticator``."""
+
+    def __init__(self, keys: KeyStore | None, *, anonymous_read: bool) -> None:
+        self.keys = keys
+        self.anonymous_read = anonymous_read
+
+    def presented_key(self, request: Request) -> str | None:
+        """The key the request carries, or None. A malformed Authorization header is a 401."""
+        header = request.headers.get("authorization")
+        if header is not None:
+            scheme, _, token = header.strip().partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise AuthenticationError("malformed Authorization header: expected 'Bearer <API key>'")
+            return token.strip()
+        value = request.headers.get("x-api-key")
+        if value is not None:
+            if not value.strip():
+                raise AuthenticationError("empty X-API-Key header")
+            return value.strip()
+        return None
+
+    async def resolve(self, request: Request, role: Role) -> ApiKey | None:
+        request.state.api_key = None
+        presented = self.presented_key(request)
+        if presented is None:
+            if role == "search" and self.anonymous_read:
+                return None
+            raise AuthenticationError(
+                f"this endpoint needs an API key with the {role!r} role: "
+                "send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"
+            )
+        key = await run_in_threadpool(self.keys.authenticate, presented) if self.keys is not None else None
+        if key is None:
+            raise AuthenticationError("invalid or revoked API key")
+        request.state.api_key = key
+        return require(key, role)
+
+
+def require_role(role: Role) -> Callable[..., Awaitable[ApiKey | None]]:
+    """A FastAPI dependency: the caller's key if it may act as ``role`` (None when anonymous
+    reads are allowed and no key was sent); else 401 or 403."""
+
+    async def dependency(
+        request: Request,
+        _bearer_credentials: HTTPAuthorizationCredentials | None = Security(_bearer),  # noqa: B008
+        _header_key: str | None = Security(_api_key_header),  # noqa: B008
+    ) -> ApiKey | None:
+        authenticator: Authenticator = request.app.state.authenticator
+        return await authenticator.resolve(request, role)
+
+    dependency.__name__ = f"require_{role}"
+    return dependency
+
+
+def actor(request: Request) -> str:
+    """Who made the request, for the audit log: ``key:<key_id>`` or ``anonymous``."""
+    key: ApiKey | None = getattr(request.state, "api_key", None)
+    return f"key:{key.key_id}" if key is not None else "anonymous"

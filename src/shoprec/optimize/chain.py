@@ -1,0 +1,271 @@
+"""``shoprec optimize``: new artifacts with a faster encoder, each step measured and gated.
+
+A step turns the input's encoder into a candidate encoder folder. Each candidate is
+measured (size, batch-1 latency, batch-32 throughput) and judged by the full search
+pipeline's NDCG@10 on the validation groups (``validation.jsonl`` in the artifacts, or
+judgments given explicitly), against the input artifacts' own score (the teacher
+pipeline). A candidate under ``gate_fraction`` of the teacher's NDCG@10 is refused.
+
+Where a candidate lives in the teacher's space (a quantized teacher), products keep the
+teacher's vectors, computed offline where speed does not matter, and only queries use the
+candidate; the static student is measured both ways (``static-query``: teacher products;
+``static``: products re-encoded) and the better one is what ``static`` keeps.
+
+Named steps must each pass, or nothing is written. With no step named the recommended
+chain runs and the fastest passing encoder (by batch-1 latency) is kept; if none passes,
+nothing is written. Output = a copy of the input with ``encoder/`` replaced (and
+``embeddings.npy`` + ``vectors.faiss`` when products were re-encoded), written through
+:func:`shoprec.models.artifacts.write_artifacts`, with an ``optimization`` manifest section.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from shoprec.errors import ConfigError, DataError, QualityGateError
+from shoprec.models import artifacts
+from shoprec.models.bundle import Bundle, load_bundle, product_dense_text
+from shoprec.models.encoder import OnnxEncoder
+from shoprec.optimize.measure import cosine_agreement, folder_size_mb, measure_encoder
+from shoprec.pipeline.ltr import Group
+from shoprec.pipeline.validation import evaluate_validation, load_validation
+from shoprec.retrieval.vector import VectorIndex
+from shoprec.serving.search import SearchService
+
+log = logging.getLogger(__name__)
+
+STEPS = ("int8", "int8-static", "static", "static-fp16")
+DEFAULT_CHAIN = ("int8", "static")
+DEFAULT_GATE_FRACTION = 0.97
+REPLACED = ("encoder", "embeddings.npy", "vectors.faiss", artifacts.MANIFEST, "manifest.sig")
+
+
+@dataclass(frozen=True, slots=True)
+class OptimizeOptions:
+    steps: tuple[str, ...] = ()
+    gate_fraction: float = DEFAULT_GATE_FRACTION
+    calibration_texts: int = 256
+    threads: int | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.gate_fraction <= 1.0:
+            raise ConfigError(f"gate fraction must be in (0, 1], got {self.gate_fraction}")
+        unknown = [s for s in self.steps if s not in STEPS]
+        if unknown:
+            raise ConfigError(f"unknown optimize step(s) {unknown}; choose from {list(STEPS)}")
+        if self.calibration_texts < 1:
+            raise ConfigError("calibration_texts must be at least 1")
+
+
+@dataclass
+class Candidate:
+    step: str
+    folder: Path
+    products_reencoded: bool
+    report: dict[str, Any]
+    embeddings: npt.NDArray[np.float32] | None = None
+    vectors: VectorIndex | None = None
+
+
+def _service_with(bundle: Bundle, encoder: OnnxEncoder, embeddings: Any, vectors: VectorIndex) -> SearchService:
+    variant = dataclasses.replace(bundle, encoder=encoder, embeddings=embeddings, vectors=vectors)
+    return SearchService(variant)
+
+
+def _measure_queries(groups: Sequence[Group], bundle: Bundle) -> list[str]:
+    qs = [g.query for g in groups]
+    return qs if qs else [p.title for p in bundle.catalog.products[:256]]
+
+
+def optimize(
+    artifacts_dir: Path,
+    out: Path,
+    *,
+    options: OptimizeOptions = OptimizeOptions(),
+    groups: Sequence[Group] | None = None,
+) -> dict[str, Any]:
+    """Run the steps (or the default chain) and write the kept candidate to ``out``.
+
+    Raises :class:`QualityGateError` (nothing written) when a named step, or every step of
+    the default chain, misses the gate."""
+    artifacts_dir, out = Path(artifacts_dir), Path(out)
+    bundle = load_bundle(artifacts_dir, threads=options.threads)
+    if groups is None:
+        groups = load_validation(artifacts_dir)
+    groups = [g for g in groups if any(v > 0 for v in g.gains.values())]
+    if not groups:
+        raise DataError(
+            f"{artifacts_dir}: no validation groups (build with --validation-fraction > 0, or pass --judgments)"
+        )
+    steps = options.steps or DEFAULT_CHAIN
+    queries = _measure_queries(groups, bundle)
+    texts = [product_dense_text(p) for p in bundle.catalog.products]
+
+    teacher_eval = evaluate_validation(SearchService(bundle), groups)
+    teacher_ndcg = float(teacher_eval["ndcg@10"])
+    teacher_report = {
+        "encoder": bundle.encoder.model_id,
+        "size_mb": folder_size_mb(artifacts_dir / "encoder"),
+        **measure_encoder(lambda t, b: bundle.encoder.encode(t, b), queries),
+        "ndcg@10": teacher_ndcg,
+        "validation_queries": teacher_eval["queries"],
+    }
+    log.info("teacher pipeline: NDCG@10 %.4f on %d validation queries", teacher_ndcg, teacher_eval["queries"])
+
+    work = Path(tempfile.mkdtemp(prefix=".optimize-", dir=out.parent if out.parent.exists() else None))
+    try:
+        candidates = [_run_step(step, bundle, work, texts, queries, groups, teacher_ndcg, options) for step in steps]
+        for c in candidates:
+            c.report["passed"] = c.report["ndcg_ratio"] >= options.gate_fraction
+        passed = [c for c in candidates if c.report["passed"]]
+        refused = [c for c in candidates if not c.report["passed"]]
+        if options.steps and refused or not passed:
+            worst = min(refused, key=lambda c: c.report["ndcg_ratio"])
+            missed = options.gate_fraction - worst.report["ndcg_ratio"]
+            raise QualityGateError(
+                f"step {worst.step!r} refused: NDCG@10 {worst.report['ndcg@10']:.4f} is "
+                f"{worst.report['ndcg_ratio']:.4f} of the teacher's {teacher_ndcg:.4f}, "
+                f"under the gate {options.gate_fraction:.2f} by {missed:.4f}; nothing written"
+            )
+        kept = min(passed, key=lambda c: c.report["batch1_p50_ms"])
+        section = {
+            "source": str(artifacts_dir),
+            "source_model_id": bundle.model_id,
+            "gate_fraction": options.gate_fraction,
+            "chain": "default" if not options.steps else "named",
+            "teacher": teacher_report,
+            "steps": [c.report for c in candidates],
+            "kept": kept.step,
+        }
+        _write(bundle, artifacts_dir, out, kept, section)
+        log.info(
+            "kept %s (batch-1 %.2f ms, NDCG@10 ratio %.4f)",
+            kept.step,
+            kept.report["batch1_p50_ms"],
+            kept.report["ndcg_ratio"],
+        )
+        return section
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_step(
+    step: str,
+    bundle: Bundle,
+    work: Path,
+    texts: list[str],
+    queries: list[str],
+    groups: Sequence[Group],
+    teacher_ndcg: float,
+    options: OptimizeOptions,
+) -> Candidate:
+    from shoprec.optimize.quantize import quantize_encoder, quantize_encoder_static
+    from shoprec.optimize.static import distill_static
+
+    t0 = time.perf_counter()
+    src = bundle.folder / "encoder"
+    dst = work / step
+    did: str
+    if step == "int8":
+        quantize_encoder(src, dst)
+        did = "int8 dynamic quantization (per-channel weights) of the encoder; products keep the teacher's vectors"
+    elif step == "int8-static":
+        rng = np.random.default_rng(0)
+        idx = rng.choice(len(texts), size=min(options.calibration_texts, len(texts)), replace=False)
+        quantize_encoder_static(src, dst, [texts[i] for i in idx])
+        did = (
+            f"int8 static quantization (QDQ, weights and activations) calibrated on {len(idx)} catalog texts; "
+            "products keep the teacher's vectors"
+        )
+    else:
+        distill_static(src, dst, texts, fp16=step == "static-fp16", progress=options.progress, threads=options.threads)
+        did = "static-embedding student distilled from the encoder (per-token teacher vectors, catalog SIF weights)"
+    build_s = time.perf_counter() - t0
+    encoder = OnnxEncoder(dst, threads=options.threads)
+    report: dict[str, Any] = {"step": step, "did": did, "model_id": encoder.model_id, "build_s": round(build_s, 1)}
+    report["size_mb"] = folder_size_mb(dst)
+    report.update(measure_encoder(lambda t, b: encoder.encode(t, b), queries))
+    sample = queries[:256]
+    report["query_cosine_to_teacher"] = cosine_agreement(encoder.encode(sample), bundle.encoder.encode(sample))
+    query_only = evaluate_validation(_service_with(bundle, encoder, bundle.embeddings, bundle.vectors), groups)
+    cand = Candidate(step, dst, False, report)
+    best = query_only
+    if step.startswith("static"):
+        t = time.perf_counter()
+        emb = encoder.encode(texts, batch_size=256, progress=options.progress)
+        vectors = VectorIndex.build(emb, exact_max=_exact_max(bundle))
+        report["reencode_products_s"] = round(time.perf_counter() - t, 1)
+        both = evaluate_validation(_service_with(bundle, encoder, emb, vectors), groups)
+        report["ndcg@10_query_only"] = query_only["ndcg@10"]
+        report["ndcg@10_products_reencoded"] = both["ndcg@10"]
+        if both["ndcg@10"] >= query_only["ndcg@10"]:
+            best = both
+            cand.products_reencoded, cand.embeddings, cand.vectors = True, emb, vectors
+    report["products"] = "re-encoded with the student" if cand.products_reencoded else "teacher vectors kept"
+    report["ndcg@10"] = float(best["ndcg@10"])
+    report["ndcg_ratio"] = round(float(best["ndcg@10"]) / teacher_ndcg, 4) if teacher_ndcg > 0 else 0.0
+    report["search_p50_ms"] = best["p50_ms"]
+    log.info(
+        "step %s: NDCG@10 %.4f (%.4f of teacher), batch-1 %.2f ms, batch-32 %.0f/s, %.1f MB",
+        step,
+        report["ndcg@10"],
+        report["ndcg_ratio"],
+        report["batch1_p50_ms"],
+        report["batch32_per_s"],
+        report["size_mb"],
+    )
+    return cand
+
+
+def _exact_max(bundle: Bundle) -> int:
+    from shoprec.retrieval.vector import DEFAULT_EXACT_MAX
+
+    value = bundle.manifest.get("config", {}).get("exact_max", DEFAULT_EXACT_MAX)
+    return int(value)
+
+
+def _write(bundle: Bundle, src: Path, out: Path, kept: Candidate, section: dict[str, Any]) -> None:
+    manifest = bundle.manifest
+    with artifacts.write_artifacts(out) as tmp:
+        for item in src.iterdir():
+            if item.name in REPLACED or item.name.startswith("."):
+                continue
+            if item.is_dir():
+                shutil.copytree(item, tmp / item.name)
+            else:
+                shutil.copy2(item, tmp / item.name)
+        shutil.copytree(kept.folder, tmp / "encoder")
+        if kept.products_reencoded and kept.embeddings is not None and kept.vectors is not None:
+            np.save(tmp / "embeddings.npy", kept.embeddings, allow_pickle=False)
+            kept.vectors.save(tmp / "vectors.faiss")
+        else:
+            shutil.copy2(src / "embeddings.npy", tmp / "embeddings.npy")
+            shutil.copy2(src / "vectors.faiss", tmp / "vectors.faiss")
+        encoder_config = OnnxEncoder(tmp / "encoder").config
+        config = dict(manifest.get("config", {}))
+        config["encoder"] = encoder_config
+        extra = {
+            k: v
+            for k, v in manifest.items()
+            if k not in {"format_version", "shoprec_version", "created_at", "model_id", "config", "metrics", "files"}
+        }
+        extra["optimization"] = section
+        artifacts.write_manifest(
+            tmp,
+            model_id=str(encoder_config.get("model_id", kept.step)),
+            config=config,
+            metrics=dict(manifest.get("metrics", {})),
+            extra=extra,
+        )

@@ -1,0 +1,1 @@
+"""The model registry: immutable versions, a current pointer, promotion gates and rollback."""

@@ -1,0 +1,193 @@
+"""Admission: per-request deadlines, a bounded queue, load shedding and the ladder level.
+
+A request enters with a deadline (the default from settings, or its own within bounds).
+At most ``max_in_flight`` requests run at once and at most ``max_queued`` wait; a request
+beyond that is refused at once (:class:`OverloadedError`, 503 + ``Retry-After``) rather
+than left to time out. A request is started only when its deadline still leaves room for
+the measured cost of the level that would serve it; a waiting request whose deadline
+passes is dropped without running (:class:`DeadlineExceededError`).
+
+On admission the :class:`~shoprec.core.ladder.DegradationPolicy` picks the level from the
+pressure (running + waiting over ``max_in_flight``). The gate lives on one event loop and
+is not shared between threads; each worker process has its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from typing import cast
+
+from shoprec.core.ladder import DegradationPolicy, LadderLevel, LadderThresholds
+from shoprec.errors import ConfigError, DeadlineExceededError, OverloadedError
+from shoprec.serving.search import PIPELINES, Effort, Pipeline
+
+log = logging.getLogger(__name__)
+
+FULL_LEVEL = LadderLevel("full", 0.0, 0.0, 0.0, {"pipeline": "full"})
+DEFAULT_THRESHOLDS = LadderThresholds()
+
+
+def serve_params(level: LadderLevel) -> tuple[Pipeline, Effort]:
+    """How to call :meth:`SearchService.search` for a level."""
+    p = level.params
+    pipeline = str(p.get("pipeline", "full"))
+    if pipeline not in PIPELINES:
+        raise ConfigError(f"ladder level {level.name!r} names an unknown pipeline {pipeline!r}")
+    effort = Effort(
+        lexical_candidates=_opt_int(p.get("lexical_candidates")),
+        dense_candidates=_opt_int(p.get("dense_candidates")),
+        ef_search=_opt_int(p.get("ef_search")),
+    )
+    return pipeline, effort
+
+
+def _opt_int(value: object) -> int | None:
+    return None if value is None else int(cast(int, value))
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """An absolute deadline on the gate's clock (seconds)."""
+
+    at_s: float
+
+    @classmethod
+    def after_ms(cls, now_s: float, budget_ms: float) -> Deadline:
+        return cls(now_s + budget_ms / 1000.0)
+
+    def remaining_ms(self, now_s: float) -> float:
+        return (self.at_s - now_s) * 1000.0
+
+
+class AdmissionGate:
+    def __init__(
+        self,
+        *,
+        max_in_flight: int,
+        max_queued: int,
+        levels: Sequence[LadderLevel] = (FULL_LEVEL,),
+        quality_loss_budget: float = 0.0,
+        thresholds: LadderThresholds = DEFAULT_THRESHOLDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if max_in_flight <= 0 or max_queued < 0:
+            raise ConfigError(f"need max_in_flight > 0 and max_queued >= 0, got {max_in_flight}, {max_queued}")
+        self.max_in_flight = max_in_flight
+        self.max_queued = max_queued
+        self.quality_loss_budget = quality_loss_budget
+        self.thresholds = thresholds
+        self.policy = DegradationPolicy(levels, quality_loss_budget=quality_loss_budget, thresholds=thresholds)
+        self._ladder_source: object = None
+        self.clock = clock
+        self.running = 0
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self.shed_total = 0
+        self.expired_total = 0
+
+    def use_ladder(self, source: object, levels: Sequence[LadderLevel]) -> None:
+        """Serve the ladder measured for ``source`` (a model version); a no-op while it is the
+        same, so the route can call it on every request. No measured levels: full only."""
+        if source == self._ladder_source:
+            return
+        self._ladder_source = source
+        self.policy = DegradationPolicy(
+            levels or (FULL_LEVEL,), quality_loss_budget=self.quality_loss_budget, thresholds=self.thresholds
+        )
+        names = ", ".join(f"{lv.name} ({lv.p50_ms:.1f} ms, ndcg {lv.ndcg:.3f})" for lv in self.policy.levels)
+        log.info(
+            "degradation ladder for %s within a %.0f%% quality loss: %s", source, self.quality_loss_budget * 100, names
+        )
+
+    @property
+    def queued(self) -> int:
+        return len(self._waiters)
+
+    @property
+    def pressure(self) -> float:
+        return (self.running + self.queued) / self.max_in_flight
+
+    def retry_after_s(self) -> float:
+        """About when the queue will have drained, at the current level's measured cost."""
+        per_request_s = max(self.policy.current.p50_ms, 1.0) / 1000.0
+        return max(1.0, math.ceil((self.queued + self.running) * per_request_s / self.max_in_flight))
+
+    def _level_for(self, deadline: Deadline, now: float) -> LadderLevel:
+        """The policy's level, or a cheaper admissible one when only that still fits the deadline."""
+        chosen = self.policy.update(self.pressure, now)
+        remaining = deadline.remaining_ms(now)
+        levels = self.policy.levels
+        for level in levels[levels.index(chosen) :]:
+            if level.p50_ms < remaining:
+                return level
+        self.expired_total += 1
+        raise DeadlineExceededError(
+            f"the deadline leaves {max(remaining, 0.0):.0f} ms, less than the cheapest admissible level needs",
+            retry_after_s=self.retry_after_s(),
+        )
+
+    @asynccontextmanager
+    async def admit(self, deadline: Deadline) -> AsyncIterator[LadderLevel]:
+        """Hold a slot for the body of the ``async with``; yields the level to serve."""
+        now = self.clock()
+        if deadline.remaining_ms(now) <= 0:
+            self.expired_total += 1
+            raise DeadlineExceededError("the request's deadline had passed before it started", retry_after_s=1.0)
+        if self.running < self.max_in_flight and not self._waiters:
+            level = self._level_for(deadline, now)
+            self.running += 1
+        else:
+            await self._wait_for_slot(deadline, now)
+            try:
+                level = self._level_for(deadline, self.clock())
+            except BaseException:
+                self._release()
+                raise
+        try:
+            yield level
+        finally:
+            self._release()
+
+    async def _wait_for_slot(self, deadline: Deadline, now: float) -> None:
+        if len(self._waiters) >= self.max_queued:
+            self.shed_total += 1
+            self.policy.update(self.pressure, now)  # step down now: this is the pressure to react to
+            raise OverloadedError(
+                f"overloaded: {self.running} running and {self.queued} queued", retry_after_s=self.retry_after_s()
+            )
+        slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(slot)
+        self.policy.update(self.pressure, now)
+        try:
+            await asyncio.wait_for(asyncio.shield(slot), timeout=max(0.0, deadline.remaining_ms(now) / 1000.0))
+        except (TimeoutError, asyncio.CancelledError) as exc:
+            if slot.done() and not slot.cancelled():
+                self._release()  # the slot was handed over just as we gave up: pass it on
+            else:
+                slot.cancel()
+                self._drop(slot)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            self.expired_total += 1
+            raise DeadlineExceededError(
+                "the request's deadline passed while it waited in the queue", retry_after_s=self.retry_after_s()
+            ) from None
+
+    def _drop(self, slot: asyncio.Future[None]) -> None:
+        with suppress(ValueError):
+            self._waiters.remove(slot)
+
+    def _release(self) -> None:
+        """Hand the slot to the oldest waiter, or free it."""
+        while self._waiters:
+            slot = self._waiters.popleft()
+            if not slot.done():
+                slot.set_result(None)  # ``running`` stays: the slot changes hands
+                return
+        self.running -= 1

@@ -1,0 +1,95 @@
+"""Export, quantization and the static student on a tiny BERT built in code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tinybert import WORDS, tiny_encoder_dir
+
+from shoprec.models.encoder import OnnxEncoder
+from shoprec.optimize.quantize import quantize_encoder, quantize_encoder_static
+from shoprec.optimize.static import distill_static
+
+TEXTS = ["cordless drill", "oak table set", "leather couch", "kitchen tap steel", "red garden hose", "the blue drill"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_encoder_dir(tmp_path_factory.mktemp("tiny") / "enc")
+
+
+def test_export_matches_torch(tiny: Path) -> None:
+    import torch
+    from tinybert import tiny_tokenizer
+    from transformers import BertConfig, BertModel
+
+    from shoprec.training.export import MeanPooledEncoder
+
+    cfg = BertConfig(
+        vocab_size=OnnxEncoder(tiny).tokenizer.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    module = MeanPooledEncoder(BertModel(cfg, add_pooling_layer=False))
+    module.load_state_dict(torch.load(tiny.parent / "enc.pt", weights_only=True))
+    module.eval()
+    tok = tiny_tokenizer()
+    onnx_out = OnnxEncoder(tiny).encode(TEXTS, batch_size=1)
+    for text, got in zip(TEXTS, onnx_out, strict=True):
+        ids = torch.tensor([tok.encode(text).ids])
+        with torch.no_grad():
+            want = module(ids, torch.ones_like(ids), torch.zeros_like(ids))[0].numpy()
+        np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_dynamic_and_static_int8_stay_close_to_fp32(tiny: Path, tmp_path: Path) -> None:
+    fp32 = OnnxEncoder(tiny).encode(TEXTS)
+    dyn = OnnxEncoder(quantize_encoder(tiny, tmp_path / "dyn")).encode(TEXTS)
+    sta = OnnxEncoder(quantize_encoder_static(tiny, tmp_path / "sta", TEXTS * 4)).encode(TEXTS)
+    assert np.sum(fp32 * dyn, axis=1).min() > 0.98
+    assert np.sum(fp32 * sta, axis=1).min() > 0.95
+    assert (tmp_path / "dyn" / "model.onnx").stat().st_size < (tiny / "model.onnx").stat().st_size
+
+
+def test_static_student_is_the_weighted_mean_of_teacher_token_vectors(tiny: Path, tmp_path: Path) -> None:
+    teacher = OnnxEncoder(tiny)
+    student = OnnxEncoder(distill_static(tiny, tmp_path / "s", corpus=[]))  # no corpus: every weight is 1
+    vocab = teacher.tokenizer.get_vocab()
+    for text in TEXTS:
+        words = text.split()
+        single = teacher.encode(words)  # each word here is one vocabulary token
+        want = single.mean(axis=0)
+        want /= np.linalg.norm(want)
+        np.testing.assert_allclose(student.encode([text])[0], want, atol=1e-5)
+    assert all(w in vocab for w in WORDS)
+
+
+def test_catalog_frequency_down_weights_common_tokens(tiny: Path, tmp_path: Path) -> None:
+    teacher = OnnxEncoder(tiny)
+    corpus = ["the drill"] * 50 + ["oak table"]
+    student = OnnxEncoder(distill_static(tiny, tmp_path / "s", corpus=corpus, sif_a=1e-2))
+    got = student.encode(["the oak"])[0]
+    oak = teacher.encode(["oak"])[0]
+    the = teacher.encode(["the"])[0]
+    assert float(got @ oak) > float(got @ the)
+
+
+def test_int8_table_stays_close(tiny: Path, tmp_path: Path) -> None:
+    from shoprec.edge.bundle import _static_table
+    from shoprec.optimize.static import static_graph
+
+    s = distill_static(tiny, tmp_path / "s", corpus=TEXTS)
+    import onnx
+
+    q = tmp_path / "q"
+    q.mkdir()
+    onnx.save(static_graph(_static_table(s), int8=True), str(q / "model.onnx"))
+    for name in ("tokenizer.json", "encoder.json"):
+        (q / name).write_bytes((s / name).read_bytes())
+    a, b = OnnxEncoder(s).encode(TEXTS), OnnxEncoder(q).encode(TEXTS)
+    assert np.sum(a * b, axis=1).min() > 0.999

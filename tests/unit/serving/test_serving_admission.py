@@ -1,0 +1,173 @@
+import asyncio
+from typing import Any
+
+import pytest
+
+from shoprec.core.ladder import LadderLevel, LadderThresholds
+from shoprec.errors import DeadlineExceededError, OverloadedError
+from shoprec.serving.admission import AdmissionGate, Deadline
+
+FULL = LadderLevel("full", 20.0, 40.0, 0.80, {"pipeline": "full"})
+HYBRID = LadderLevel("hybrid", 10.0, 20.0, 0.79, {"pipeline": "hybrid"})
+BM25 = LadderLevel("bm25", 1.0, 2.0, 0.60, {"pipeline": "bm25"})
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def gate(clock: FakeClock, **kw: object) -> AdmissionGate:
+    args: dict[str, Any] = {"max_in_flight": 2, "max_queued": 1, "clock": clock}
+    args.update(kw)
+    return AdmissionGate(**args)
+
+
+def test_a_request_whose_deadline_passed_is_not_started() -> None:
+    clock = FakeClock()
+    g = gate(clock)
+    started = []
+
+    async def run() -> None:
+        async with g.admit(Deadline(clock.now - 0.001)):
+            started.append(1)
+
+    with pytest.raises(DeadlineExceededError) as err:
+        asyncio.run(run())
+    assert started == [] and g.running == 0 and g.expired_total == 1
+    assert err.value.status_code == 503 and err.value.retry_after_s >= 1
+
+
+def test_a_deadline_too_short_for_any_level_is_not_started_but_a_cheaper_level_is_used_when_it_fits() -> None:
+    clock = FakeClock()
+    g = gate(clock, levels=[FULL, HYBRID, BM25], quality_loss_budget=1.0)
+
+    async def level_for(budget_ms: float) -> str:
+        async with g.admit(Deadline.after_ms(clock.now, budget_ms)) as level:
+            return str(level.name)
+
+    assert asyncio.run(level_for(500)) == "full"
+    assert asyncio.run(level_for(15)) == "hybrid"  # full needs 20 ms
+    assert asyncio.run(level_for(5)) == "bm25"
+    with pytest.raises(DeadlineExceededError):
+        asyncio.run(level_for(0.5))
+    assert g.running == 0
+
+
+def test_beyond_the_queue_bound_requests_are_shed_at_once_with_retry_after() -> None:
+    clock = FakeClock()
+    g = gate(clock, max_in_flight=2, max_queued=1)
+
+    async def scenario() -> tuple[list[str], int]:
+        release = asyncio.Event()
+        outcomes: list[str] = []
+
+        async def request(i: int) -> None:
+            try:
+                async with g.admit(Deadline.after_ms(clock.now, 60_000)):
+                    outcomes.append(f"run{i}")
+                    await release.wait()
+            except OverloadedError as exc:
+                assert exc.status_code == 503 and exc.retry_after_s >= 1
+                outcomes.append(f"shed{i}")
+
+        tasks = [asyncio.create_task(request(i)) for i in range(5)]
+        for _ in range(10):
+            await asyncio.sleep(0)
+        running_then = g.running
+        queued_then = g.queued
+        release.set()
+        await asyncio.gather(*tasks)
+        assert (running_then, queued_then) == (2, 1)
+        return outcomes, g.shed_total
+
+    outcomes, shed = asyncio.run(scenario())
+    assert sorted(o for o in outcomes if o.startswith("shed")) == ["shed3", "shed4"]
+    assert sorted(o for o in outcomes if o.startswith("run")) == ["run0", "run1", "run2"]
+    assert shed == 2 and g.running == 0 and g.queued == 0
+
+
+def test_a_queued_request_whose_deadline_passes_while_waiting_never_runs() -> None:
+    clock = FakeClock()
+    g = gate(clock, max_in_flight=1, max_queued=4)
+
+    async def scenario() -> list[str]:
+        release = asyncio.Event()
+        log: list[str] = []
+
+        async def long() -> None:
+            async with g.admit(Deadline.after_ms(clock.now, 60_000)):
+                log.append("long")
+                await release.wait()
+
+        async def short() -> None:
+            try:
+                async with g.admit(Deadline.after_ms(clock.now, 1)):  # 1 ms on the loop's own timer
+                    log.append("short ran")
+            except DeadlineExceededError:
+                log.append("short expired")
+
+        first = asyncio.create_task(long())
+        await asyncio.sleep(0)
+        await short()
+        release.set()
+        await first
+        return log
+
+    assert asyncio.run(scenario()) == ["long", "short expired"]
+    assert g.running == 0 and g.queued == 0
+
+
+def test_the_queue_hands_slots_over_in_order() -> None:
+    clock = FakeClock()
+    g = gate(clock, max_in_flight=1, max_queued=10)
+
+    async def scenario() -> list[int]:
+        order: list[int] = []
+
+        async def request(i: int) -> None:
+            async with g.admit(Deadline.after_ms(clock.now, 60_000)):
+                order.append(i)
+                await asyncio.sleep(0)
+
+        await asyncio.gather(*(request(i) for i in range(6)))
+        return order
+
+    assert asyncio.run(scenario()) == [0, 1, 2, 3, 4, 5]
+    assert g.running == 0
+
+
+def test_pressure_steps_the_ladder_down_and_calm_brings_it_back() -> None:
+    clock = FakeClock()
+    th = LadderThresholds(step_down_pressure=1.5, step_up_pressure=0.5, step_up_hold_s=2.0)
+    g = gate(clock, max_in_flight=2, max_queued=4, levels=[FULL, HYBRID, BM25], quality_loss_budget=0.05, thresholds=th)
+
+    async def scenario() -> list[str]:
+        release = asyncio.Event()
+        seen: list[str] = []
+
+        async def request() -> None:
+            async with g.admit(Deadline.after_ms(clock.now, 60_000)) as level:
+                seen.append(level.name)
+                await release.wait()
+
+        tasks = [asyncio.create_task(request()) for _ in range(5)]  # 2 run, 3 wait: pressure 2.5
+        for _ in range(10):
+            await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(*tasks)
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen[:2] == ["full", "full"] and seen[2:] == ["hybrid"] * 3  # bm25 is over the budget
+
+    async def one() -> str:
+        async with g.admit(Deadline.after_ms(clock.now, 60_000)) as level:
+            return str(level.name)
+
+    assert asyncio.run(one()) == "hybrid"
+    clock.now += 2.0
+    assert asyncio.run(one()) == "full"

@@ -1,0 +1,44 @@
+import pytest
+
+from shoprec.errors import ConfigError
+from shoprec.settings import Settings
+
+
+def test_serving_limits_load_from_the_environment() -> None:
+    s = Settings.load(
+        environ={
+            "SHOPREC_RATE_LIMIT_ANONYMOUS_PER_S": "5",
+            "SHOPREC_DEADLINE_MS": "250",
+            "SHOPREC_MAX_QUEUED": "0",
+            "SHOPREC_QUALITY_LOSS_BUDGET": "0.1",
+            "SHOPREC_REDIS_URL": "redis://127.0.0.1:6390/0",
+        }
+    )
+    assert s.rate_limit_anonymous_per_s == 5.0 and s.deadline_ms == 250 and s.max_queued == 0
+    assert s.quality_loss_budget == 0.1 and s.redis_url == "redis://127.0.0.1:6390/0"
+    assert Settings().rate_limit_anonymous_per_s is None  # no limit unless configured
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"deadline_ms": 5, "deadline_min_ms": 10},
+        {"deadline_ms": 20_000},
+        {"deadline_min_ms": 0},
+        {"max_in_flight": 0},
+        {"max_queued": -1},
+        {"rate_limit_anonymous_per_s": 0.0},
+        {"rate_limit_anonymous_per_s": float("inf")},
+        {"rate_limit_anonymous_burst": 0.5},
+        {"rate_limit_key_default_per_s": -1.0},
+        {"rate_limit_burst_factor": 0.5},
+        {"quality_loss_budget": 1.5},
+        {"quality_loss_budget": -0.1},
+        {"ladder_step_up_pressure": 2.0, "ladder_step_down_pressure": 1.0},
+        {"ladder_step_up_hold_s": -1.0},
+        {"redis_url": "http://localhost:6379"},
+    ],
+)
+def test_bad_serving_limits_fail_at_start(bad: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        Settings(**bad)
