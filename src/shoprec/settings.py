@@ -73,6 +73,11 @@ class Settings:
     ladder_step_down_pressure: float = 1.5
     ladder_step_up_pressure: float = 0.5
     ladder_step_up_hold_s: float = 2.0
+    # predictive rule: serve the best level whose measured cost x arrival rate stays within this
+    # fraction of ladder_parallelism busy seconds per second (0 turns the rule off). One worker
+    # process runs Python under one GIL, hence 1.0 by default.
+    ladder_utilization_target: float = 0.7
+    ladder_parallelism: float = 1.0
     # dynamic batching of query encoding, and the caches before and after the model (0 entries = off)
     batch_max_size: int = 32
     batch_wait_s: float = 0.002
@@ -168,6 +173,11 @@ class Settings:
                 f"settings need 0 <= ladder_step_up_pressure ({self.ladder_step_up_pressure}) "
                 f"< ladder_step_down_pressure ({self.ladder_step_down_pressure})"
             )
+        if not isinstance(self.ladder_utilization_target, int | float) or not 0 <= self.ladder_utilization_target <= 1:
+            target = self.ladder_utilization_target
+            raise ConfigError(f"setting ladder_utilization_target must be in [0, 1], got {target!r}")
+        if not isinstance(self.ladder_parallelism, int | float) or not 0 < self.ladder_parallelism <= 1024:
+            raise ConfigError(f"setting ladder_parallelism must be in (0, 1024], got {self.ladder_parallelism!r}")
         if not 0 <= self.ladder_step_up_hold_s < float("inf"):
             raise ConfigError(f"setting ladder_step_up_hold_s must be >= 0 seconds, got {self.ladder_step_up_hold_s}")
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):

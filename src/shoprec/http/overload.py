@@ -57,6 +57,8 @@ class Overload:
                 step_up_hold_s=settings.ladder_step_up_hold_s,
             ),
             clock=clock,
+            utilization_target=settings.ladder_utilization_target,
+            parallelism=settings.ladder_parallelism,
         )
 
     @classmethod

@@ -8,8 +8,14 @@ the measured cost of the level that would serve it; a waiting request whose dead
 passes is dropped without running (:class:`DeadlineExceededError`).
 
 On admission the :class:`~shoprec.core.ladder.DegradationPolicy` picks the level from the
-pressure (running + waiting over ``max_in_flight``). The gate lives on one event loop and
-is not shared between threads; each worker process has its own.
+pressure (running + waiting over ``max_in_flight``). A second, predictive rule looks at the
+arrival rate: with ``utilization_target`` set, the gate serves the best admissible level
+whose measured cost, times the requests arriving per second (over ``rate_window_s``), stays
+within ``utilization_target`` of ``parallelism`` busy seconds per second — so a burst steps
+the ladder down before queues and latencies grow, and a fall in traffic steps it back up
+(to a better level only with 20 % headroom, so it does not flap at the boundary). The
+cheaper of the two rules' levels is served. The gate lives on one event loop and is not
+shared between threads; each worker process has its own.
 """
 
 from __future__ import annotations
@@ -76,9 +82,22 @@ class AdmissionGate:
         quality_loss_budget: float = 0.0,
         thresholds: LadderThresholds = DEFAULT_THRESHOLDS,
         clock: Callable[[], float] = time.monotonic,
+        utilization_target: float = 0.0,
+        parallelism: float = 1.0,
+        rate_window_s: float = 2.0,
     ) -> None:
         if max_in_flight <= 0 or max_queued < 0:
             raise ConfigError(f"need max_in_flight > 0 and max_queued >= 0, got {max_in_flight}, {max_queued}")
+        if not (0.0 <= utilization_target <= 1.0 and parallelism > 0 and rate_window_s > 0):
+            raise ConfigError(
+                f"need utilization_target in [0, 1], parallelism > 0 and rate_window_s > 0, got "
+                f"{utilization_target}, {parallelism}, {rate_window_s}"
+            )
+        self.utilization_target = utilization_target
+        self.parallelism = parallelism
+        self.rate_window_s = rate_window_s
+        self._arrivals: collections.deque[float] = collections.deque()
+        self._rate_index = 0
         self.max_in_flight = max_in_flight
         self.max_queued = max_queued
         self.quality_loss_budget = quality_loss_budget
@@ -100,6 +119,7 @@ class AdmissionGate:
         self.policy = DegradationPolicy(
             levels or (FULL_LEVEL,), quality_loss_budget=self.quality_loss_budget, thresholds=self.thresholds
         )
+        self._rate_index = 0
         names = ", ".join(f"{lv.name} ({lv.p50_ms:.1f} ms, ndcg {lv.ndcg:.3f})" for lv in self.policy.levels)
         log.info(
             "degradation ladder for %s within a %.0f%% quality loss: %s", source, self.quality_loss_budget * 100, names
@@ -118,11 +138,37 @@ class AdmissionGate:
         per_request_s = max(self.policy.current.p50_ms, 1.0) / 1000.0
         return max(1.0, math.ceil((self.queued + self.running) * per_request_s / self.max_in_flight))
 
-    def _level_for(self, deadline: Deadline, now: float) -> LadderLevel:
-        """The policy's level, or a cheaper admissible one when only that still fits the deadline."""
-        chosen = self.policy.update(self.pressure, now)
-        remaining = deadline.remaining_ms(now)
+    def arrival_rate(self, now: float) -> float:
+        """Requests per second that reached the gate over the last ``rate_window_s``."""
+        while self._arrivals and self._arrivals[0] <= now - self.rate_window_s:
+            self._arrivals.popleft()
+        return len(self._arrivals) / self.rate_window_s
+
+    def _rate_level(self, now: float) -> int:
+        """Index of the best level the arrival rate allows (0 when the rule is off)."""
+        if self.utilization_target <= 0:
+            return 0
         levels = self.policy.levels
+        rate = self.arrival_rate(now)
+        budget_ms = 1000.0 * self.parallelism * self.utilization_target  # busy ms per second
+        fits = next((i for i, lv in enumerate(levels) if rate * lv.p50_ms <= budget_ms), len(levels) - 1)
+        if fits < self._rate_index:  # a better level needs headroom before we climb to it
+            fits = next(
+                (i for i in range(fits, self._rate_index) if rate * levels[i].p50_ms <= 0.8 * budget_ms),
+                self._rate_index,
+            )
+        self._rate_index = fits
+        return fits
+
+    def _level_for(self, deadline: Deadline, now: float) -> LadderLevel:
+        """The cheaper of the pressure policy's level and the arrival-rate level, or a cheaper
+        admissible one when only that still fits the deadline."""
+        levels = self.policy.levels
+        chosen = self.policy.update(self.pressure, now)
+        by_rate = self._rate_level(now)
+        if by_rate > levels.index(chosen):
+            chosen = levels[by_rate]
+        remaining = deadline.remaining_ms(now)
         for level in levels[levels.index(chosen) :]:
             if level.p50_ms < remaining:
                 return level
@@ -136,6 +182,7 @@ class AdmissionGate:
     async def admit(self, deadline: Deadline) -> AsyncIterator[LadderLevel]:
         """Hold a slot for the body of the ``async with``; yields the level to serve."""
         now = self.clock()
+        self._arrivals.append(now)
         if deadline.remaining_ms(now) <= 0:
             self.expired_total += 1
             raise DeadlineExceededError("the request's deadline had passed before it started", retry_after_s=1.0)

@@ -4,7 +4,7 @@ from typing import Any
 import pytest
 
 from shoprec.core.ladder import LadderLevel, LadderThresholds
-from shoprec.errors import DeadlineExceededError, OverloadedError
+from shoprec.errors import ConfigError, DeadlineExceededError, OverloadedError
 from shoprec.serving.admission import AdmissionGate, Deadline
 
 FULL = LadderLevel("full", 20.0, 40.0, 0.80, {"pipeline": "full"})
@@ -171,3 +171,48 @@ def test_pressure_steps_the_ladder_down_and_calm_brings_it_back() -> None:
     assert asyncio.run(one()) == "hybrid"
     clock.now += 2.0
     assert asyncio.run(one()) == "full"
+
+
+def _admit_at_rate(g: AdmissionGate, clock: FakeClock, rate_per_s: float, seconds: float) -> list[str]:
+    """Requests arriving evenly at ``rate_per_s`` for ``seconds`` (each finishes at once)."""
+    served: list[str] = []
+
+    async def one() -> None:
+        async with g.admit(Deadline.after_ms(clock.now, 1000)) as level:
+            served.append(level.name)
+
+    for _ in range(int(rate_per_s * seconds)):
+        asyncio.run(one())
+        clock.now += 1.0 / rate_per_s
+    return served
+
+
+def test_arrival_rate_steps_down_before_queues_form_and_back_up_with_headroom() -> None:
+    clock = FakeClock()
+    # budget: 0.5 busy seconds per second. full (20 ms) fits up to 25/s, hybrid (10 ms) up to 50/s.
+    g = gate(
+        clock,
+        max_in_flight=100,
+        levels=[FULL, HYBRID, BM25],
+        quality_loss_budget=1.0,
+        utilization_target=0.5,
+        parallelism=1.0,
+        rate_window_s=1.0,
+    )
+    assert set(_admit_at_rate(g, clock, 10, 2)) == {"full"}
+    burst = _admit_at_rate(g, clock, 100, 2)
+    assert burst[-1] == "bm25" and "hybrid" in burst  # steps down as the measured rate climbs
+    assert g.running == 0 and g.shed_total == 0  # nothing queued or shed: the ladder absorbed it
+    assert _admit_at_rate(g, clock, 35, 2)[-1] == "hybrid"
+    # 24/s would fit full (480 ms of 500) but not with 20 % headroom: stay on hybrid, no flapping.
+    assert _admit_at_rate(g, clock, 24, 2)[-1] == "hybrid"
+    assert _admit_at_rate(g, clock, 10, 2)[-1] == "full"
+
+
+def test_arrival_rate_rule_off_by_zero_target_and_validated() -> None:
+    clock = FakeClock()
+    g = gate(clock, max_in_flight=1000, quality_loss_budget=1.0, levels=[FULL, HYBRID, BM25])
+    assert set(_admit_at_rate(g, clock, 500, 1)) == {"full"}
+    for bad in ({"utilization_target": 1.5}, {"parallelism": 0.0}, {"rate_window_s": 0.0}):
+        with pytest.raises(ConfigError):
+            gate(clock, **bad)
