@@ -232,6 +232,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "workers": args.workers,
     }
     settings = Settings.load(**{k: v for k, v in overrides.items() if v is not None})
+    # Requests run one query each on a thread pool: OpenMP threads (FAISS, LightGBM) that spin
+    # after each call steal the cores of the next stage. Set before the workers import them.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if settings.artifacts is None and settings.registry is None:
         raise ShoprecError("no artifacts: pass --artifacts DIR or set SHOPREC_ARTIFACTS (or SHOPREC_REGISTRY)")
     # Workers are separate processes: they read the same settings from the environment.
