@@ -208,6 +208,10 @@ def _build_services(
     if recommend is not None:
         recommend.add(sorted(bundle.user_events, key=lambda e: e.timestamp), update_models=False)
     _replay_posted_events(events, service, recommend)
+    # One query through every stage before the version takes traffic, so the first shoppers do
+    # not pay for lazy initialisation and page faults; a version that cannot answer fails here.
+    if bundle.catalog.products:
+        service.search(" ".join(bundle.catalog.products[0].title.split()[:3]) or "a", k=10)
     return service, recommend
 
 
