@@ -70,6 +70,7 @@ class StepResult:
             "errors": n - len(ok),
             "statuses": {str(k): v for k, v in sorted(statuses.items())},
             "send_lag_p99_ms": _round(_pct(lag, 99)),
+            "levels": dict(Counter(s.level for s in ok if s.level is not None)),
             "pass": bool(p99 <= target_ms),
         }
 
@@ -248,7 +249,7 @@ async def sweep(
             offset += n
         else:
             qs = [""] * n
-        step = await run_step(host, port, make_paths(template, qs), rate, connections=connections)
+        step = await run_step(host, port, make_paths(template, qs), rate, connections=connections, parse_level=True)
         row = step.summary(target_ms)
         rows.append(row)
         if log:

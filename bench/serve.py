@@ -264,13 +264,15 @@ def fmt(x: Any) -> str:
 
 
 def print_table(results: dict[str, Any]) -> None:
-    cols = ("system", "rate", "achieved_rps", "p50_ms", "p95_ms", "p99_ms", "errors", "ok")
+    cols = ("system", "rate", "achieved_rps", "p50_ms", "p95_ms", "p99_ms", "errors", "ok", "levels served")
     print("| " + " | ".join(cols) + " |")
     print("|" + "|".join("---" for _ in cols) + "|")
     for system, res in results.items():
         for r in res["rows"]:
             vals = [system, r["rate"], r["achieved_rps"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["errors"]]
-            print("| " + " | ".join(fmt(v) for v in vals) + f" | {'yes' if r['pass'] else 'no'} |")
+            levels = ", ".join(f"{k} {v}" for k, v in sorted((r.get("levels") or {}).items(), key=lambda kv: -kv[1]))
+            ok = "yes" if r["pass"] else "no"
+            print("| " + " | ".join(fmt(v) for v in vals) + f" | {ok} | {levels or '—'} |")
 
 
 def ratio(a: float | None, b: float | None) -> float | None:

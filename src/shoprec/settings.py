@@ -76,7 +76,7 @@ class Settings:
     # predictive rule: serve the best level whose measured cost x arrival rate stays within this
     # fraction of ladder_parallelism busy seconds per second (0 turns the rule off). One worker
     # process runs Python under one GIL, hence 1.0 by default.
-    ladder_utilization_target: float = 0.7
+    ladder_utilization_target: float = 0.5
     ladder_parallelism: float = 1.0
     # dynamic batching of query encoding, and the caches before and after the model (0 entries = off)
     batch_max_size: int = 32
