@@ -22,11 +22,14 @@ DEMO_DIR = Path(".shoprec/demo")
 
 
 def _setup_logging(verbose: bool) -> None:
+    # Our own progress at INFO; other libraries only from WARNING (ONNX Runtime's quantizer,
+    # for one, logs every tensor at INFO on the root logger) unless --verbose.
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    logging.getLogger("shoprec").setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("bm25s", "httpx", "faiss", "faiss.loader"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
