@@ -624,7 +624,11 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         _report(rep)
         groups = groups_from_judgments(judgments)
     options = OptimizeOptions(
-        steps=tuple(args.steps), gate_fraction=args.gate, threads=args.threads, progress=not args.quiet
+        steps=tuple(args.steps),
+        gate_fraction=args.gate,
+        threads=args.threads,
+        progress=not args.quiet,
+        train_budget_s=args.train_budget_s,
     )
     section = optimize(Path(args.artifacts), Path(args.out), options=options, groups=groups)
     t = section["teacher"]
@@ -887,8 +891,14 @@ def parser() -> argparse.ArgumentParser:
         "steps",
         nargs="*",
         metavar="STEP",
-        help="int8, int8-static, static, static-fp16 (default: the recommended chain int8 + static, "
-        "the fastest passing encoder kept)",
+        help="int8, int8-static, static, static-fp16, student, student-int8, prune, prune-int8 (default: "
+        "the recommended chain int8 + static, the fastest passing encoder kept)",
+    )
+    p.add_argument(
+        "--train-budget-s",
+        type=float,
+        default=240.0,
+        help="wall-clock training budget of the student / pruning recovery steps (torch, [train] extra)",
     )
     p.add_argument("--gate", type=float, default=0.97, help="minimum NDCG@10 as a fraction of the teacher's")
     p.add_argument("--judgments", help="judgments CSV to gate on instead of the artifacts' validation.jsonl")

@@ -8,8 +8,16 @@ pipeline). A candidate under ``gate_fraction`` of the teacher's NDCG@10 is refus
 
 Where a candidate lives in the teacher's space (a quantized teacher), products keep the
 teacher's vectors, computed offline where speed does not matter, and only queries use the
-candidate; the static student is measured both ways (``static-query``: teacher products;
-``static``: products re-encoded) and the better one is what ``static`` keeps.
+candidate; the students (static, small transformer) and the pruned teacher are measured both
+ways (teacher product vectors kept, or products re-encoded with the candidate, timed) and the
+better one is what the step keeps.
+
+``student``/``prune`` (and their ``-int8`` quantized forms) need torch (the ``[train]``
+extra) and the encoder's PyTorch weights: the small transformer student keeps a few of the
+teacher's layers; pruning removes attention heads and FFN neurons; both are trained to
+reproduce the teacher's embeddings on catalog texts and generated queries within
+``train_budget_s`` (:mod:`shoprec.training.distill`, :mod:`shoprec.training.prune`), once
+per run even when both the fp32 and the int8 step are named.
 
 Named steps must each pass, or nothing is written. With no step named the recommended
 chain runs and the fastest passing encoder (by batch-1 latency) is kept; if none passes,
@@ -45,7 +53,8 @@ from shoprec.serving.search import SearchService
 
 log = logging.getLogger(__name__)
 
-STEPS = ("int8", "int8-static", "static", "static-fp16")
+STEPS = ("int8", "int8-static", "static", "static-fp16", "student", "student-int8", "prune", "prune-int8")
+TRAINED = {"student": "student", "student-int8": "student", "prune": "prune", "prune-int8": "prune"}
 DEFAULT_CHAIN = ("int8", "static")
 DEFAULT_GATE_FRACTION = 0.97
 REPLACED = ("encoder", "embeddings.npy", "vectors.faiss", artifacts.MANIFEST, "manifest.sig")
@@ -58,8 +67,22 @@ class OptimizeOptions:
     calibration_texts: int = 256
     threads: int | None = None
     progress: bool = True
+    train_budget_s: float = 240.0
+    train_max_steps: int | None = None
+    train_texts: int = 40_000
+    student_layers: int = 3
+    student_ffn_keep: float = 1.0
+    prune_heads_keep: float = 0.5
+    prune_ffn_keep: float = 0.5
+    teacher_weights: Path | None = None
+    seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.train_budget_s <= 0 or self.train_texts < 10 or self.student_layers < 1:
+            raise ConfigError("train_budget_s > 0, train_texts >= 10 and student_layers >= 1 are required")
+        for name in ("student_ffn_keep", "prune_heads_keep", "prune_ffn_keep"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be in (0, 1], got {getattr(self, name)}")
         if not 0.0 < self.gate_fraction <= 1.0:
             raise ConfigError(f"gate fraction must be in (0, 1], got {self.gate_fraction}")
         unknown = [s for s in self.steps if s not in STEPS]
@@ -189,12 +212,16 @@ def _run_step(
             f"int8 static quantization (QDQ, weights and activations) calibrated on {len(idx)} catalog texts; "
             "products keep the teacher's vectors"
         )
+    elif step in TRAINED:
+        did = _trained_step(step, bundle, work, texts, options)
     else:
         distill_static(src, dst, texts, fp16=step == "static-fp16", progress=options.progress, threads=options.threads)
         did = "static-embedding student distilled from the encoder (per-token teacher vectors, catalog SIF weights)"
     build_s = time.perf_counter() - t0
     encoder = OnnxEncoder(dst, threads=options.threads)
     report: dict[str, Any] = {"step": step, "did": did, "model_id": encoder.model_id, "build_s": round(build_s, 1)}
+    if step in TRAINED:
+        report["structure"] = _structure(work / TRAINED[step])
     report["size_mb"] = folder_size_mb(dst)
     report.update(measure_encoder(lambda t, b: encoder.encode(t, b), queries))
     sample = queries[:256]
@@ -202,18 +229,19 @@ def _run_step(
     query_only = evaluate_validation(_service_with(bundle, encoder, bundle.embeddings, bundle.vectors), groups)
     cand = Candidate(step, dst, False, report)
     best = query_only
-    if step.startswith("static"):
+    if step.startswith("static") or step in TRAINED:
         t = time.perf_counter()
-        emb = encoder.encode(texts, batch_size=256, progress=options.progress)
+        emb = encoder.encode(texts, batch_size=256 if step.startswith("static") else 32, progress=options.progress)
         vectors = VectorIndex.build(emb, exact_max=_exact_max(bundle))
         report["reencode_products_s"] = round(time.perf_counter() - t, 1)
+        report["reencode_products_per_s"] = round(len(texts) / max(time.perf_counter() - t, 1e-9), 1)
         both = evaluate_validation(_service_with(bundle, encoder, emb, vectors), groups)
         report["ndcg@10_query_only"] = query_only["ndcg@10"]
         report["ndcg@10_products_reencoded"] = both["ndcg@10"]
         if both["ndcg@10"] >= query_only["ndcg@10"]:
             best = both
             cand.products_reencoded, cand.embeddings, cand.vectors = True, emb, vectors
-    report["products"] = "re-encoded with the student" if cand.products_reencoded else "teacher vectors kept"
+    report["products"] = "re-encoded with this encoder" if cand.products_reencoded else "teacher vectors kept"
     report["ndcg@10"] = float(best["ndcg@10"])
     report["ndcg_ratio"] = round(float(best["ndcg@10"]) / teacher_ndcg, 4) if teacher_ndcg > 0 else 0.0
     report["search_p50_ms"] = best["p50_ms"]
@@ -227,6 +255,97 @@ def _run_step(
         report["size_mb"],
     )
     return cand
+
+
+def _teacher_weights(bundle: Bundle, options: OptimizeOptions) -> Path:
+    """The PyTorch weights (a Hugging Face folder) of the encoder the artifacts hold: the
+    student and pruning start from them."""
+    from shoprec.training.export import TEACHER_ID, teacher_model_dir
+
+    if options.teacher_weights is not None:
+        return Path(options.teacher_weights)
+    if bundle.encoder.model_id == TEACHER_ID:
+        return teacher_model_dir()
+    raise ConfigError(
+        f"the student and prune steps start from the PyTorch weights of the encoder {bundle.encoder.model_id!r}; "
+        "only those of the default teacher are known here (pass teacher_weights)"
+    )
+
+
+def _structure(folder: Path) -> dict[str, Any]:
+    """What training recorded in a student's or pruned model's ``encoder.json``."""
+    config = OnnxEncoder(folder).config
+    found = config.get("student", config.get("pruned", {}))
+    return dict(found) if isinstance(found, dict) else {}
+
+
+def _trained_step(step: str, bundle: Bundle, work: Path, texts: list[str], options: OptimizeOptions) -> str:
+    """Train (once per run) the fp32 student or pruned model into ``work/<kind>``; the ``-int8``
+    step quantizes that folder into ``work/<step>``. Returns what the step did."""
+    from shoprec.optimize.quantize import quantize_encoder
+    from shoprec.training.distill import DistillOptions, distill_student, training_texts
+    from shoprec.training.prune import prune_encoder
+
+    kind = TRAINED[step]
+    fp32 = work / kind
+    if not fp32.exists():
+        src = bundle.folder / "encoder"
+        train = training_texts(texts, seed=options.seed, max_texts=options.train_texts)
+        dopts = DistillOptions(
+            budget_s=options.train_budget_s,
+            max_steps=options.train_max_steps,
+            seed=options.seed,
+            threads=options.threads,
+            progress=options.progress,
+        )
+        weights = _teacher_weights(bundle, options)
+
+        def teacher(batch: Sequence[str]) -> np.ndarray:
+            return bundle.encoder.encode(batch, batch_size=64)
+
+        if kind == "student":
+            distill_student(
+                src,
+                weights,
+                fp32,
+                train,
+                teacher,
+                layers=options.student_layers,
+                ffn_keep=options.student_ffn_keep,
+                options=dopts,
+            )
+        else:
+            prune_encoder(
+                src,
+                weights,
+                fp32,
+                train,
+                teacher,
+                heads_keep=options.prune_heads_keep,
+                ffn_keep=options.prune_ffn_keep,
+                options=dopts,
+            )
+    info = _structure(fp32)
+    if kind == "student":
+        training = info.get("training", {})
+        did = (
+            f"small transformer student: teacher layers {info.get('teacher_layers_kept')} kept "
+            f"(FFN x{info.get('ffn_keep')}), {info.get('parameters')} parameters, distilled "
+            f"{training.get('steps')} steps / {training.get('seconds')} s on catalog texts and generated queries "
+            f"(held-out cosine {training.get('cosine_before')} -> {training.get('cosine_after')})"
+        )
+    else:
+        training = info.get("recovery", {})
+        did = (
+            f"structured pruning: heads x{info.get('heads_keep')}, FFN x{info.get('ffn_keep')} "
+            f"({info.get('parameters_before')} -> {info.get('parameters_after')} parameters), recovery fine-tune "
+            f"{training.get('steps')} steps / {training.get('seconds')} s "
+            f"(held-out cosine {training.get('cosine_before')} -> {training.get('cosine_after')})"
+        )
+    if step.endswith("-int8"):
+        quantize_encoder(fp32, work / step)
+        did += "; then int8 dynamic quantization (per-channel)"
+    return did
 
 
 def _exact_max(bundle: Bundle) -> int:

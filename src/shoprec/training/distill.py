@@ -39,6 +39,7 @@ from shoprec.errors import ConfigError
 from shoprec.training.export import MeanPooledEncoder, export_onnx, load_backbone
 from shoprec.training.prune import (
     count_parameters,
+    drop_pooler,
     prune_backbone,
     select_layers,
     shapes,
@@ -79,13 +80,13 @@ class DistillOptions:
             raise ConfigError("batch_size >= 1, max_length >= 4, lr > 0 and warmup_steps >= 0 are required")
 
 
-def generate_queries(texts: Sequence[str], *, seed: int = 0, per_text: int = 2) -> list[str]:
-    """Short query-like strings from catalog texts: lower-cased title prefixes (2–4 words)
-    and random word n-grams (1–3 words), deduplicated, in a seeded order."""
+def generate_queries(texts: Sequence[str], *, seed: int = 0, per_text: int = 3) -> list[str]:
+    """Short query-like strings from catalog texts: lower-cased prefixes (2–4 words, the
+    title's start) and random word n-grams (1–3 words), deduplicated, in a seeded order."""
     rng = random.Random(seed)
     out: dict[str, None] = {}
     for text in texts:
-        words = text.split(". ")[0].lower().split()
+        words = text.lower().replace(". ", " ").split()
         if not words:
             continue
         out[" ".join(words[: rng.randint(2, 4)])] = None
@@ -199,7 +200,7 @@ def distill_to_teacher(
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
                 scheduler.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
                 steps += 1
                 if bar is not None:
                     bar.update(1)
@@ -244,12 +245,11 @@ def distill_to_teacher(
     return report
 
 
-def make_student(
-    teacher: Any, *, layers: int | Sequence[int] = 3, ffn_keep: float = 1.0
-) -> tuple[nn.Module, dict[str, Any]]:
+def make_student(teacher: Any, *, layers: int | Sequence[int] = 3, ffn_keep: float = 1.0) -> tuple[Any, dict[str, Any]]:
     """A copy of the teacher backbone with only some layers (an int: that many, spread evenly)
-    and optionally a narrower FFN (the neurons with the largest weights kept)."""
+    and optionally a narrower FFN (the neurons with the largest weights kept); no pooler."""
     backbone = copy.deepcopy(teacher)
+    drop_pooler(backbone)
     total = len(backbone.encoder.layer)
     keep = spread_layers(total, layers) if isinstance(layers, int) else list(layers)
     before = count_parameters(backbone)

@@ -66,6 +66,12 @@ def shapes(backbone: Any) -> list[dict[str, int]]:
     return [{"heads": num_heads(x), "head_size": head_size(x), "ffn": ffn_width(x)} for x in _layers(backbone)]
 
 
+def drop_pooler(backbone: Any) -> None:
+    """Remove the ``[CLS]`` pooler: mean pooling never reads it, so it is dead weight."""
+    if getattr(backbone, "pooler", None) is not None:
+        backbone.pooler = None
+
+
 def select_layers(backbone: Any, keep: Sequence[int]) -> None:
     """Keep only the layers ``keep`` (in that order), dropping the rest, in place."""
     layers = _layers(backbone)
@@ -257,7 +263,9 @@ def prune_encoder(
     if opts.threads:
         torch.set_num_threads(opts.threads)
     tokenizer = load_tokenizer(Path(teacher_dir))
-    model = MeanPooledEncoder(copy.deepcopy(load_backbone(Path(teacher_weights))))
+    backbone = copy.deepcopy(load_backbone(Path(teacher_weights)))
+    drop_pooler(backbone)
+    model = MeanPooledEncoder(backbone)
     if importance == "activation":
         rng = np.random.default_rng(opts.seed)
         idx = rng.choice(len(texts), size=min(importance_texts, len(texts)), replace=False)
