@@ -16,9 +16,7 @@ distilled from it. Items are the N most popular (by build-time events), else the
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +25,7 @@ import onnx
 from onnx import numpy_helper
 from tokenizers import Tokenizer
 
+from shoprec.models.artifacts import write_folder
 from shoprec.models.bundle import load_bundle, product_dense_text
 from shoprec.models.encoder import OnnxEncoder
 from shoprec.optimize.measure import folder_size_mb
@@ -49,9 +48,7 @@ def make_edge_bundle(artifacts_dir: Path, out: Path, *, top_n: int = 10_000, pro
     artifacts_dir, out = Path(artifacts_dir), Path(out)
     bundle = load_bundle(artifacts_dir)
     enc_dir = artifacts_dir / "encoder"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with write_folder(out) as tmp:
         products = bundle.catalog.products
         if bundle.encoder.config.get("kind") == "static":
             student_dir, reencode = enc_dir, False
@@ -89,10 +86,4 @@ def make_edge_bundle(artifacts_dir: Path, out: Path, *, top_n: int = 10_000, pro
         }
         (tmp / "edge.json").write_text(json.dumps(info, indent=2))
         info["size_mb"] = folder_size_mb(tmp)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return info

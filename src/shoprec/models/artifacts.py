@@ -68,15 +68,25 @@ def safe_path(folder: Path, relative: str) -> Path:
 def write_artifacts(out: Path) -> Iterator[Path]:
     """Yield a temporary folder to build into; on success rename it to ``out``.
 
-    On any exception the temporary folder is removed and ``out`` is untouched.
+    On any exception the temporary folder is removed and ``out`` is untouched. The folder
+    must hold a manifest by the end.
     """
+    with write_folder(out, required=MANIFEST) as tmp:
+        yield tmp
+
+
+@contextmanager
+def write_folder(out: Path, *, required: str | None = None) -> Iterator[Path]:
+    """Yield a temporary folder beside ``out``; on success it replaces ``out`` (an existing
+    ``out`` is moved aside first, then removed). On any exception, or when ``required`` is
+    missing from it at the end, the temporary folder is removed and ``out`` is untouched."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
     try:
         yield tmp
-        if not (tmp / MANIFEST).is_file():
-            raise ArtifactError("build finished without writing a manifest")
+        if required is not None and not (tmp / required).exists():
+            raise ArtifactError(f"{out}: finished without writing {required}")
         old: Path | None = None
         if out.exists():
             old = out.parent / f".{out.name}.old-{os.getpid()}-{int(time.time() * 1000)}"

@@ -8,9 +8,7 @@ measured on MiniLM), at roughly 2-3x the CPU throughput and a quarter of the siz
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,13 +22,13 @@ from onnxruntime.quantization import (
 )
 from tokenizers import Tokenizer
 
+from shoprec.models.artifacts import write_folder
+
 
 def quantize_encoder(src: Path, dst: Path, *, per_channel: bool = True) -> Path:
     """Write an int8 copy of the encoder folder ``src`` to ``dst`` (atomically)."""
     src, dst = Path(src), Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}-", dir=dst.parent))
-    try:
+    with write_folder(dst) as tmp:
         config = json.loads((src / "encoder.json").read_text())
         quantize_dynamic(
             str(src / config.get("model_file", "model.onnx")),
@@ -44,12 +42,6 @@ def quantize_encoder(src: Path, dst: Path, *, per_channel: bool = True) -> Path:
             quantization={"method": "dynamic", "weights": "int8", "per_channel": per_channel},
         )
         (tmp / "encoder.json").write_text(json.dumps(config, indent=2))
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.replace(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dst
 
 
@@ -84,9 +76,7 @@ def quantize_encoder_static(
     src, dst = Path(src), Path(dst)
     if not calibration_texts:
         raise ValueError("static quantisation needs calibration texts")
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dst.name}-", dir=dst.parent))
-    try:
+    with write_folder(dst) as tmp:
         config = json.loads((src / "encoder.json").read_text())
         model_path = src / config.get("model_file", "model.onnx")
         names = {i.name for i in onnx.load(str(model_path), load_external_data=False).graph.input}
@@ -116,10 +106,4 @@ def quantize_encoder_static(
             },
         )
         (tmp / "encoder.json").write_text(json.dumps(config, indent=2))
-        if dst.exists():
-            shutil.rmtree(dst)
-        os.replace(tmp, dst)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dst
