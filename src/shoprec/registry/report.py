@@ -124,6 +124,30 @@ def _titles(row: Mapping[str, Any]) -> list[str]:
     return [t or pid for pid, t in zip(row.get("top", []), titles, strict=False)] or list(row.get("top", []))
 
 
+def _lost_table(a: Analysis) -> tuple[tuple[str, ...], list[list[Any]]]:
+    """Columns and rows of the queries that lost most against the previous version."""
+    columns = ("query", "user", "before", "after", "loss", f"top results {a.previous}", f"top results {a.version}")
+    rows = [
+        [
+            x["query"],
+            x["user_id"],
+            x["before"]["ndcg@10"],
+            x["after"]["ndcg@10"],
+            x["loss"],
+            "; ".join(_titles(x["before"])),
+            "; ".join(_titles(x["after"])),
+        ]
+        for x in a.lost
+    ]
+    return columns, rows
+
+
+def _lowest_table(a: Analysis) -> tuple[tuple[str, ...], list[list[Any]]]:
+    """Columns and rows of the lowest-NDCG queries with what was returned for them."""
+    columns = ("query", "user", "ndcg@10", "returned")
+    return columns, [[r["query"], r.get("user_id"), r["ndcg@10"], "; ".join(_titles(r))] for r in a.lowest]
+
+
 def _md_cell(v: Any) -> str:
     return _fmt(v).replace("|", "\\|").replace("\n", " ")
 
@@ -141,28 +165,11 @@ def to_markdown(a: Analysis) -> str:
     lines += [f"Validation set: {a.validation or 'none evaluated'}", ""]
     lines += [f"### Queries that lost most NDCG@10 against {a.previous or '–'}", ""]
     if a.lost:
-        lines += _md_table(
-            ("query", "user", "before", "after", "loss", f"top results {a.previous}", f"top results {a.version}"),
-            [
-                [
-                    x["query"],
-                    x["user_id"],
-                    x["before"]["ndcg@10"],
-                    x["after"]["ndcg@10"],
-                    x["loss"],
-                    "; ".join(_titles(x["before"])),
-                    "; ".join(_titles(x["after"])),
-                ]  # fmt: skip
-                for x in a.lost
-            ],
-        )
+        lines += _md_table(*_lost_table(a))
     else:
         lines.append("No query lost NDCG@10." if a.previous else "No previous version to compare with.")
     lines += ["", "### Lowest-NDCG@10 queries", ""]
-    lines += _md_table(
-        ("query", "user", "ndcg@10", "returned"),
-        [[r["query"], r.get("user_id"), r["ndcg@10"], "; ".join(_titles(r))] for r in a.lowest],
-    )
+    lines += _md_table(*_lowest_table(a))
     return "\n".join(lines) + "\n"
 
 
@@ -185,32 +192,11 @@ def to_html(a: Analysis) -> str:
         f"<h3>Queries that lost most NDCG@10 against {e(a.previous or '–')}</h3>",
     ]
     if a.lost:
-        parts.append(
-            _html_table(
-                ("query", "user", "before", "after", "loss", f"top results {a.previous}", f"top results {a.version}"),
-                [
-                    [
-                        x["query"],
-                        x["user_id"],
-                        x["before"]["ndcg@10"],
-                        x["after"]["ndcg@10"],
-                        x["loss"],
-                        "; ".join(_titles(x["before"])),
-                        "; ".join(_titles(x["after"])),
-                    ]  # fmt: skip
-                    for x in a.lost
-                ],
-            )
-        )
+        parts.append(_html_table(*_lost_table(a)))
     else:
         parts.append(f"<p>{'No query lost NDCG@10.' if a.previous else 'No previous version to compare with.'}</p>")
     parts.append("<h3>Lowest-NDCG@10 queries</h3>")
-    parts.append(
-        _html_table(
-            ("query", "user", "ndcg@10", "returned"),
-            [[r["query"], r.get("user_id"), r["ndcg@10"], "; ".join(_titles(r))] for r in a.lowest],
-        )
-    )
+    parts.append(_html_table(*_lowest_table(a)))
     parts.append("</body></html>\n")
     return "".join(parts)
 
