@@ -75,6 +75,9 @@ class OptimizeOptions:
     prune_heads_keep: float = 0.5
     prune_ffn_keep: float = 0.5
     teacher_weights: Path | None = None
+    static_fit_queries: int = 40_000
+    static_fit_products: int = 100_000
+    static_fit_l2: float = 0.01
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -88,6 +91,8 @@ class OptimizeOptions:
         unknown = [s for s in self.steps if s not in STEPS]
         if unknown:
             raise ConfigError(f"unknown optimize step(s) {unknown}; choose from {list(STEPS)}")
+        if self.static_fit_queries < 0 or self.static_fit_products < 0 or self.static_fit_l2 <= 0:
+            raise ConfigError("static_fit_queries and static_fit_products must be >= 0 and static_fit_l2 > 0")
         if self.calibration_texts < 1:
             raise ConfigError("calibration_texts must be at least 1")
 
@@ -215,8 +220,25 @@ def _run_step(
     elif step in TRAINED:
         did = _trained_step(step, bundle, work, texts, options)
     else:
-        distill_static(src, dst, texts, fp16=step == "static-fp16", progress=options.progress, threads=options.threads)
+        fit_texts, fit_targets = _static_fit_data(bundle, texts, options)
+        distill_static(
+            src,
+            dst,
+            texts,
+            fp16=step == "static-fp16",
+            fit_texts=fit_texts,
+            fit_targets=fit_targets,
+            fit_l2=options.static_fit_l2,
+            progress=options.progress,
+            threads=options.threads,
+        )
         did = "static-embedding student distilled from the encoder (per-token teacher vectors, catalog SIF weights)"
+        if fit_texts:
+            n_products = min(len(texts), options.static_fit_products)
+            did += (
+                f", then ridge-fitted to the encoder's embeddings of {n_products} catalog texts and "
+                f"{len(fit_texts) - n_products} generated queries"
+            )
     build_s = time.perf_counter() - t0
     encoder = OnnxEncoder(dst, threads=options.threads)
     report: dict[str, Any] = {"step": step, "did": did, "model_id": encoder.model_id, "build_s": round(build_s, 1)}
@@ -257,6 +279,27 @@ def _run_step(
     return cand
 
 
+def _static_fit_data(
+    bundle: Bundle, texts: list[str], options: OptimizeOptions
+) -> tuple[list[str], npt.NDArray[np.float32] | None]:
+    """Texts and the artifacts' encoder's embeddings of them to fit the static table to: the
+    catalog texts (their vectors are already in the artifacts; a seeded sample when the
+    catalog is larger than ``static_fit_products``) and generated queries (encoded now)."""
+    from shoprec.core.querygen import generate_queries
+
+    if options.static_fit_queries == 0:
+        return [], None
+    rng = np.random.default_rng(options.seed)
+    take = min(len(texts), options.static_fit_products)
+    idx = np.sort(rng.choice(len(texts), size=take, replace=False)) if take < len(texts) else np.arange(len(texts))
+    product_texts = [texts[i] for i in idx]
+    product_targets = np.asarray(bundle.embeddings[idx], dtype=np.float32)
+    queries = generate_queries(texts, seed=options.seed)[: options.static_fit_queries]
+    log.info("encoding %d generated queries to fit the static student to", len(queries))
+    query_targets = bundle.encoder.encode(queries, batch_size=64, progress=options.progress)
+    return product_texts + queries, np.concatenate([product_targets, np.asarray(query_targets, dtype=np.float32)])
+
+
 def _teacher_weights(bundle: Bundle, options: OptimizeOptions) -> Path:
     """The PyTorch weights (a Hugging Face folder) of the encoder the artifacts hold: the
     student and pruning start from them."""
@@ -282,8 +325,9 @@ def _structure(folder: Path) -> dict[str, Any]:
 def _trained_step(step: str, bundle: Bundle, work: Path, texts: list[str], options: OptimizeOptions) -> str:
     """Train (once per run) the fp32 student or pruned model into ``work/<kind>``; the ``-int8``
     step quantizes that folder into ``work/<step>``. Returns what the step did."""
+    from shoprec.core.querygen import training_texts
     from shoprec.optimize.quantize import quantize_encoder
-    from shoprec.training.distill import DistillOptions, distill_student, training_texts
+    from shoprec.training.distill import DistillOptions, distill_student
     from shoprec.training.prune import prune_encoder
 
     kind = TRAINED[step]

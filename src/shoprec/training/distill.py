@@ -21,7 +21,6 @@ import copy
 import json
 import logging
 import os
-import random
 import shutil
 import tempfile
 import time
@@ -78,39 +77,6 @@ class DistillOptions:
             raise ConfigError("max_steps must be at least 1")
         if self.batch_size < 1 or self.max_length < 4 or self.lr <= 0 or self.warmup_steps < 0:
             raise ConfigError("batch_size >= 1, max_length >= 4, lr > 0 and warmup_steps >= 0 are required")
-
-
-def generate_queries(texts: Sequence[str], *, seed: int = 0, per_text: int = 3) -> list[str]:
-    """Short query-like strings from catalog texts: lower-cased prefixes (2–4 words, the
-    title's start) and random word n-grams (1–3 words), deduplicated, in a seeded order."""
-    rng = random.Random(seed)
-    out: dict[str, None] = {}
-    for text in texts:
-        words = text.lower().replace(". ", " ").split()
-        if not words:
-            continue
-        out[" ".join(words[: rng.randint(2, 4)])] = None
-        for _ in range(max(0, per_text - 1)):
-            n = rng.randint(1, 3)
-            start = rng.randrange(max(1, len(words) - n + 1))
-            out[" ".join(words[start : start + n])] = None
-    queries = list(out)
-    rng.shuffle(queries)
-    return queries
-
-
-def training_texts(product_texts: Sequence[str], *, seed: int = 0, max_texts: int = 40_000) -> list[str]:
-    """Catalog texts and generated queries, half each where there are enough, seeded, capped."""
-    rng = random.Random(seed)
-    products = list(dict.fromkeys(product_texts))
-    rng.shuffle(products)
-    queries = generate_queries(products[:max_texts], seed=seed)
-    half = max_texts // 2
-    take_p = products[: max(half, max_texts - len(queries))]
-    take_q = queries[: max_texts - len(take_p)]
-    out = take_p + take_q
-    rng.shuffle(out)
-    return out
 
 
 def load_tokenizer(encoder_dir: Path) -> Tokenizer:

@@ -93,3 +93,60 @@ def test_int8_table_stays_close(tiny: Path, tmp_path: Path) -> None:
         (q / name).write_bytes((s / name).read_bytes())
     a, b = OnnxEncoder(s).encode(TEXTS), OnnxEncoder(q).encode(TEXTS)
     assert np.sum(a * b, axis=1).min() > 0.999
+
+
+def test_mean_pool_matrix_averages_non_special_tokens(tiny: Path) -> None:
+    from shoprec.optimize.static import SPECIAL, mean_pool_matrix
+
+    tok = OnnxEncoder(tiny).tokenizer
+    vocab = tok.get_vocab()
+    special = [i for t, i in vocab.items() if SPECIAL.match(t)]
+    x = mean_pool_matrix(tok, ["oak table", "drill drill", ""], len(vocab), special).toarray()
+    assert x.shape == (3, len(vocab))
+    np.testing.assert_allclose(x[0, [vocab["oak"], vocab["table"]]], [0.5, 0.5])
+    assert x[1, vocab["drill"]] == pytest.approx(1.0)  # a repeated token counts twice in the mean
+    assert x[:, special].sum() == 0 and x[2].sum() == 0  # [CLS]/[SEP] never enter; an empty text is a zero row
+
+
+def test_fit_table_solves_the_ridge_problem_and_keeps_unused_tokens() -> None:
+    import scipy.sparse as sp
+
+    from shoprec.optimize.static import fit_table
+
+    rng = np.random.default_rng(0)
+    vocab, dim, n = 12, 4, 400
+    truth = rng.normal(size=(vocab, dim)).astype(np.float32)
+    truth[-1] = 0.0  # token 11 is never used by any text
+    dense = np.zeros((n, vocab), dtype=np.float32)
+    for i in range(n):
+        ids = rng.choice(vocab - 1, size=3, replace=False)
+        dense[i, ids] = 1 / 3
+    x = sp.csr_matrix(dense)
+    targets = dense @ truth
+    start = rng.normal(size=(vocab, dim)).astype(np.float32)
+    fitted, report = fit_table(start, x, targets, l2=1e-6, iterations=200)
+    np.testing.assert_allclose(fitted[:-1], truth[:-1], atol=1e-2)
+    scale = fitted[-1] / start[-1]  # the unused token keeps the start, rescaled to the targets' scale
+    assert scale[0] > 0
+    np.testing.assert_allclose(scale, scale[0], rtol=1e-4)
+    assert report.cosine_after > 0.999 > report.cosine_before and report.held_out == 20
+    strong, _ = fit_table(start, x, targets, l2=1e6, iterations=200)  # a huge ridge keeps the (rescaled) prior
+    np.testing.assert_allclose(strong, start * scale[0], atol=1e-3)
+
+
+def test_fitted_static_student_moves_towards_the_teacher(tiny: Path, tmp_path: Path) -> None:
+    from shoprec.core.querygen import generate_queries
+
+    teacher = OnnxEncoder(tiny)
+    titles = [" ".join(np.random.default_rng(i).choice(WORDS, size=4)) for i in range(300)]
+    fit = titles + generate_queries(titles, seed=0)
+    raw = OnnxEncoder(distill_static(tiny, tmp_path / "raw", corpus=titles))
+    fitted_dir = distill_static(tiny, tmp_path / "fit", corpus=titles, fit_texts=fit, fit_l2=0.01)
+    fitted = OnnxEncoder(fitted_dir)
+    probe = [" ".join(np.random.default_rng(1000 + i).choice(WORDS, size=3)) for i in range(50)]
+    want = teacher.encode(probe)
+    before = float(np.mean(np.sum(raw.encode(probe) * want, axis=1)))
+    after = float(np.mean(np.sum(fitted.encode(probe) * want, axis=1)))
+    assert after > before
+    info = fitted.config["distillation"]["fit"]
+    assert info["cosine_after"] > info["cosine_before"] and info["texts"] + info["held_out"] == len(fit)

@@ -23,11 +23,9 @@ from shoprec.training.distill import (  # noqa: E402
     DistillOptions,
     distill_student,
     distill_to_teacher,
-    generate_queries,
     load_tokenizer,
     make_student,
     save_encoder,
-    training_texts,
 )
 from shoprec.training.export import MeanPooledEncoder, export_onnx, load_backbone  # noqa: E402
 from shoprec.training.prune import count_parameters, shapes, spread_layers  # noqa: E402
@@ -69,18 +67,6 @@ def phrases(n: int, *, seed: int = 0) -> list[str]:
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return tiny_teacher(tmp_path_factory.mktemp("teacher"))
-
-
-def test_generated_queries_are_short_lowercase_pieces_of_titles() -> None:
-    titles = ["Voltmark 20V Cordless Drill Driver Kit. Voltmark", "Oakhaus Coffee Table Walnut"]
-    qs = generate_queries(titles, seed=1, per_text=3)
-    assert qs and len(qs) == len(set(qs))
-    for q in qs:
-        assert q == q.lower() and 1 <= len(q.split()) <= 4
-        assert any(q in t.lower().replace(". ", " ") for t in titles)
-    mixed = training_texts(titles * 3, seed=0, max_texts=6)
-    assert len(mixed) <= 6 and any(t in titles for t in mixed)
-    assert training_texts(titles, seed=0) == training_texts(titles, seed=0)
 
 
 def test_student_keeps_spread_teacher_layers_with_their_weights(teacher: tuple[Path, Path]) -> None:
