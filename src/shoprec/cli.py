@@ -629,6 +629,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         threads=args.threads,
         progress=not args.quiet,
         train_budget_s=args.train_budget_s,
+        keep_candidates=args.keep_candidates,
     )
     section = optimize(Path(args.artifacts), Path(args.out), options=options, groups=groups)
     t = section["teacher"]
@@ -660,6 +661,7 @@ def cmd_bench_encoder(args: argparse.Namespace) -> int:
     res = bench_encoders(Path(args.artifacts), against_teacher=args.against_teacher, threads=args.threads)
     cols = ["encoder", "size_mb", "batch1_p50_ms", "batch1_p99_ms", "batch32_per_s", "rss_growth_mb"]
     cols += [c for c in ("throughput_x", "latency_x") if c in res["encoders"][0]]
+    cols += [c for c in ("ndcg@10", "ndcg_ratio") if any(c in r for r in res["encoders"])]
     print(" | ".join(f"{c:>14}" for c in cols))
     for r in res["encoders"]:
         print(" | ".join(f"{str(r.get(c)):>14}" for c in cols))
@@ -903,6 +905,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--gate", type=float, default=0.97, help="minimum NDCG@10 as a fraction of the teacher's")
     p.add_argument("--judgments", help="judgments CSV to gate on instead of the artifacts' validation.jsonl")
     p.add_argument("--threads", type=int)
+    p.add_argument(
+        "--keep-candidates",
+        action="store_true",
+        help="also keep every step's encoder under OUT/candidates/ (for `shoprec bench encoder`)",
+    )
     p.add_argument("--edge-bundle", help="also write an edge bundle (int8 static student + top items) here")
     p.add_argument("--edge-items", type=int, default=10_000, help="items in the edge bundle (most popular first)")
     p.add_argument("--json", action="store_true", help="last stdout line: the optimization report as JSON")

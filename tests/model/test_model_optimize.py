@@ -46,6 +46,7 @@ def test_default_chain_keeps_a_passing_encoder_and_the_service_serves_it(
             str(judgments_csv),
             "--quiet",
             "--json",
+            "--keep-candidates",
         ]
     )
     assert rc == 0
@@ -61,6 +62,13 @@ def test_default_chain_keeps_a_passing_encoder_and_the_service_serves_it(
     res = SearchService(bundle).search("cordless drill", k=5)
     assert res.hits
     assert bundle.embeddings.shape[1] == bundle.encoder.dim
+    from shoprec.optimize.bench import bench_encoders
+
+    bench = bench_encoders(out, batch1_n=5, batch32_n=1)
+    rows = {r["encoder"]: r for r in bench["encoders"]}
+    assert set(rows) == {f"artifacts ({report['kept']})", "candidate int8", "candidate static"}
+    for s in report["steps"]:
+        assert rows[f"candidate {s['step']}"]["ndcg_ratio"] == s["ndcg_ratio"]
 
 
 def test_static_student_lives_in_the_teacher_space(teacher_dir: Path, tmp_path: Path) -> None:
@@ -71,6 +79,12 @@ def test_static_student_lives_in_the_teacher_space(teacher_dir: Path, tmp_path: 
     texts = ["cordless drill", "leather couch", "kitchen tap", "garden hose 50 ft"]
     cos = np.sum(student.encode(texts) * teacher.encode(texts), axis=1)
     assert cos.min() > 0.6  # same space: a static mean agrees roughly with the contextual teacher
+
+
+def _no_fit(table: np.ndarray, *_: object, **__: object) -> tuple[np.ndarray, static.FitReport]:
+    return table, static.FitReport(
+        texts=0, held_out=0, l2=0.0, iterations=0, cosine_before=0.0, cosine_after=0.0, seconds=0.0
+    )
 
 
 def test_gate_refuses_a_step_that_loses_quality_and_writes_nothing(
@@ -84,6 +98,7 @@ def test_gate_refuses_a_step_that_loses_quality_and_writes_nothing(
         return v, [0]
 
     monkeypatch.setattr(static, "token_vectors", broken)
+    monkeypatch.setattr(static, "fit_table", _no_fit)  # the fit to the teacher would mend the noise
     before = {p: p.stat().st_mtime_ns for p in tiny_artifacts.rglob("*")}
     out = tmp_path / "opt"
     groups = groups_from_judgments(tiny_judgments())
@@ -107,6 +122,7 @@ def test_cli_refusal_exits_non_zero_and_says_by_how_much(
         return v, [0]
 
     monkeypatch.setattr(static, "token_vectors", broken)
+    monkeypatch.setattr(static, "fit_table", _no_fit)  # the fit to the teacher would mend the noise
     out = tmp_path / "opt"
     args = ["optimize", "--artifacts", str(tiny_artifacts), "--out", str(out), "static", "--quiet"]
     rc = main([*args, "--judgments", str(judgments_csv)])

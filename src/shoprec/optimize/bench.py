@@ -2,7 +2,9 @@
 
 Entries (with ``against_teacher``): the fp32 PyTorch teacher (needs the ``[train]`` extra;
 left out with a note when torch is missing), the fp32 ONNX teacher, the int8 ONNX teacher,
-then the encoder the artifacts hold. Each is measured on the same queries: batch-1 latency
+then the encoder the artifacts hold, then every candidate ``shoprec optimize
+--keep-candidates`` left under ``candidates/``, each with the NDCG@10 (and ratio to the
+teacher pipeline) that ``optimize`` measured for it. Each is measured on the same queries: batch-1 latency
 (median, p99), batch-32 throughput, size on disk, resident-memory growth while loaded and
 running, and each ratio to the PyTorch teacher.
 """
@@ -18,6 +20,7 @@ from typing import Any
 
 from shoprec.models import artifacts
 from shoprec.models.encoder import OnnxEncoder
+from shoprec.optimize.chain import CANDIDATES, STEPS
 from shoprec.optimize.measure import folder_size_mb, measure_encoder, rss_mb
 from shoprec.pipeline.validation import load_validation
 
@@ -91,6 +94,12 @@ def bench_encoders(
         run("teacher int8 onnx", onnx(ensure_int8_teacher()))
     kept = manifest.get("optimization", {}).get("kept")
     run(f"artifacts ({kept or manifest.get('model_id', 'encoder')})", onnx(folder / "encoder"))
+    candidates = folder / CANDIDATES
+    if candidates.is_dir():
+        order = {step: i for i, step in enumerate(STEPS)}
+        for sub in sorted(candidates.iterdir(), key=lambda p: (order.get(p.name, len(order)), p.name)):
+            if (sub / "model.onnx").is_file():
+                run(f"candidate {sub.name}", onnx(sub))
 
     base = rows[0] if rows and rows[0]["encoder"] == "teacher fp32 torch" else None
     for r in rows:
@@ -99,6 +108,14 @@ def bench_encoders(
             r["latency_x"] = round(base["batch1_p50_ms"] / max(r["batch1_p50_ms"], 1e-6), 2)
             r["size_ratio"] = round(r["size_mb"] / base["size_mb"], 3) if base["size_mb"] else None
     steps = {s["step"]: s for s in manifest.get("optimization", {}).get("steps", [])}
+    teacher_ndcg = manifest.get("optimization", {}).get("teacher", {}).get("ndcg@10")
+    for r in rows:
+        name = r["encoder"]
+        step = kept if name.startswith("artifacts") else name.removeprefix("candidate ")
+        if step in steps:
+            r["ndcg@10"], r["ndcg_ratio"] = steps[step].get("ndcg@10"), steps[step].get("ndcg_ratio")
+        elif name == "teacher fp32 onnx" and teacher_ndcg is not None:
+            r["ndcg@10"], r["ndcg_ratio"] = teacher_ndcg, 1.0
     out: dict[str, Any] = {
         "artifacts": str(folder),
         "queries": len(queries),

@@ -19,7 +19,9 @@ reproduce the teacher's embeddings on catalog texts and generated queries within
 ``train_budget_s`` (:mod:`shoprec.training.distill`, :mod:`shoprec.training.prune`), once
 per run even when both the fp32 and the int8 step are named.
 
-Named steps must each pass, or nothing is written. With no step named the recommended
+With ``keep_candidates`` every step's encoder is also kept under ``candidates/<step>/`` in
+the output, for ``shoprec bench encoder`` to measure side by side. Named steps must each
+pass, or nothing is written. With no step named the recommended
 chain runs and the fastest passing encoder (by batch-1 latency) is kept; if none passes,
 nothing is written. Output = a copy of the input with ``encoder/`` replaced (and
 ``embeddings.npy`` + ``vectors.faiss`` when products were re-encoded), written through
@@ -57,7 +59,8 @@ STEPS = ("int8", "int8-static", "static", "static-fp16", "student", "student-int
 TRAINED = {"student": "student", "student-int8": "student", "prune": "prune", "prune-int8": "prune"}
 DEFAULT_CHAIN = ("int8", "static")
 DEFAULT_GATE_FRACTION = 0.97
-REPLACED = ("encoder", "embeddings.npy", "vectors.faiss", artifacts.MANIFEST, "manifest.sig")
+CANDIDATES = "candidates"
+REPLACED = ("encoder", "embeddings.npy", "vectors.faiss", artifacts.MANIFEST, "manifest.sig", CANDIDATES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +81,7 @@ class OptimizeOptions:
     static_fit_queries: int = 40_000
     static_fit_products: int = 100_000
     static_fit_l2: float = 0.01
+    keep_candidates: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -177,7 +181,7 @@ def optimize(
             "steps": [c.report for c in candidates],
             "kept": kept.step,
         }
-        _write(bundle, artifacts_dir, out, kept, section)
+        _write(bundle, artifacts_dir, out, kept, section, candidates if options.keep_candidates else [])
         log.info(
             "kept %s (batch-1 %.2f ms, NDCG@10 ratio %.4f)",
             kept.step,
@@ -399,9 +403,15 @@ def _exact_max(bundle: Bundle) -> int:
     return int(value)
 
 
-def _write(bundle: Bundle, src: Path, out: Path, kept: Candidate, section: dict[str, Any]) -> None:
+def _write(
+    bundle: Bundle, src: Path, out: Path, kept: Candidate, section: dict[str, Any], candidates: Sequence[Candidate]
+) -> None:
+    """Write the output artifacts; ``candidates`` (``keep_candidates``) are copied under
+    ``candidates/<step>/`` so ``shoprec bench encoder`` can measure them side by side."""
     manifest = bundle.manifest
     with artifacts.write_artifacts(out) as tmp:
+        for c in candidates:
+            shutil.copytree(c.folder, tmp / CANDIDATES / c.step)
         for item in src.iterdir():
             if item.name in REPLACED or item.name.startswith("."):
                 continue
