@@ -58,6 +58,10 @@ def test_default_chain_keeps_a_passing_encoder_and_the_service_serves_it(
         assert {"size_mb", "batch1_p50_ms", "batch1_p99_ms", "batch32_per_s", "ndcg@10", "ndcg_ratio"} <= set(s)
     manifest = artifacts.verify(out)
     assert manifest["optimization"]["kept"] == report["kept"]
+    source = artifacts.read_manifest(tiny_artifacts)
+    if "ladder" in source:  # re-measured with the kept encoder, not copied
+        assert manifest["ladder"]["encoder"] == manifest["model_id"] != source["ladder"].get("encoder")
+        assert [lv["name"] for lv in manifest["ladder"]["levels"]] == [lv["name"] for lv in source["ladder"]["levels"]]
     bundle = load_bundle(out)
     res = SearchService(bundle).search("cordless drill", k=5)
     assert res.hits

@@ -181,7 +181,8 @@ def optimize(
             "steps": [c.report for c in candidates],
             "kept": kept.step,
         }
-        _write(bundle, artifacts_dir, out, kept, section, candidates if options.keep_candidates else [])
+        ladder = _measure_ladder(bundle, kept, groups, options) if "ladder" in bundle.manifest else None
+        _write(bundle, artifacts_dir, out, kept, section, candidates if options.keep_candidates else [], ladder)
         log.info(
             "kept %s (batch-1 %.2f ms, NDCG@10 ratio %.4f)",
             kept.step,
@@ -396,6 +397,21 @@ def _trained_step(step: str, bundle: Bundle, work: Path, texts: list[str], optio
     return did
 
 
+def _measure_ladder(
+    bundle: Bundle, kept: Candidate, groups: Sequence[Group], options: OptimizeOptions
+) -> dict[str, Any]:
+    """The degradation ladder re-measured with the kept encoder: every level's cost changes
+    with the encoder, so the input's measurements would mislead the server."""
+    from shoprec.pipeline.ladder import ladder_service, measure_ladder
+
+    encoder = OnnxEncoder(kept.folder, threads=options.threads)
+    embeddings, vectors = bundle.embeddings, bundle.vectors
+    if kept.products_reencoded and kept.embeddings is not None and kept.vectors is not None:
+        embeddings, vectors = kept.embeddings, kept.vectors
+    variant = dataclasses.replace(bundle, encoder=encoder, embeddings=embeddings, vectors=vectors)
+    return measure_ladder(ladder_service(variant), groups, progress=options.progress)
+
+
 def _exact_max(bundle: Bundle) -> int:
     from shoprec.retrieval.vector import DEFAULT_EXACT_MAX
 
@@ -404,7 +420,13 @@ def _exact_max(bundle: Bundle) -> int:
 
 
 def _write(
-    bundle: Bundle, src: Path, out: Path, kept: Candidate, section: dict[str, Any], candidates: Sequence[Candidate]
+    bundle: Bundle,
+    src: Path,
+    out: Path,
+    kept: Candidate,
+    section: dict[str, Any],
+    candidates: Sequence[Candidate],
+    ladder: dict[str, Any] | None,
 ) -> None:
     """Write the output artifacts; ``candidates`` (``keep_candidates``) are copied under
     ``candidates/<step>/`` so ``shoprec bench encoder`` can measure them side by side."""
@@ -435,6 +457,9 @@ def _write(
             if k not in {"format_version", "shoprec_version", "created_at", "model_id", "config", "metrics", "files"}
         }
         extra["optimization"] = section
+        extra.pop("ladder", None)
+        if ladder is not None:
+            extra["ladder"] = ladder
         artifacts.write_manifest(
             tmp,
             model_id=str(encoder_config.get("model_id", kept.step)),

@@ -15,7 +15,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from tqdm import tqdm
 
@@ -26,6 +26,9 @@ from shoprec.pipeline.ltr import Group
 from shoprec.pipeline.validation import evaluate_validation, load_validation
 from shoprec.serving.admission import serve_params
 from shoprec.serving.search import SearchService
+
+if TYPE_CHECKING:
+    from shoprec.models.bundle import Bundle
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +83,22 @@ def measure_ladder(
             params=dict(params),
         )
         out.append(level.to_json())
-    return {"version": LADDER_VERSION, "levels": out, "queries": int(runs[0]["queries"])}
+    return {
+        "version": LADDER_VERSION,
+        "levels": out,
+        "queries": int(runs[0]["queries"]),
+        "encoder": service.bundle.encoder.model_id,
+    }
+
+
+def ladder_service(bundle: Bundle) -> SearchService:
+    """The service the ladder is measured on: the candidate depths the artifacts were built with."""
+    config = bundle.manifest.get("config", {})
+    return SearchService(
+        bundle,
+        lexical_candidates=int(config.get("lexical_candidates", 100)),
+        dense_candidates=int(config.get("dense_candidates", 100)),
+    )
 
 
 def measure_artifacts(folder: Path, *, threads: int | None = None, progress: bool = True) -> dict[str, Any]:
@@ -93,13 +111,7 @@ def measure_artifacts(folder: Path, *, threads: int | None = None, progress: boo
         raise ArtifactError(f"{folder} is signed; measure the ladder at build time (shoprec build) instead")
     bundle = load_bundle(folder, threads=threads)
     groups = load_validation(bundle.files_root)
-    config = bundle.manifest.get("config", {})
-    service = SearchService(
-        bundle,
-        lexical_candidates=int(config.get("lexical_candidates", 100)),
-        dense_candidates=int(config.get("dense_candidates", 100)),
-    )
-    ladder = measure_ladder(service, groups, progress=progress)
+    ladder = measure_ladder(ladder_service(bundle), groups, progress=progress)
     manifest = artifacts.read_manifest(folder)
     manifest["ladder"] = ladder
     tmp = folder / f".{artifacts.MANIFEST}.ladder.tmp"
