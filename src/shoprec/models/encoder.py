@@ -92,6 +92,13 @@ class OnnxEncoder:
         return self._dim
 
     @property
+    def batches_worth_it(self) -> bool:
+        """False for a static (lookup-table) encoder: one query costs tens of microseconds,
+        less than the wait and thread hop of a dynamic batch, so the server encodes it
+        inline with the rest of the search instead."""
+        return self.config.get("kind") != "static"
+
+    @property
     def provider(self) -> str:
         return str(self.session.get_providers()[0])
 

@@ -158,7 +158,10 @@ def optimize(
 
     work = Path(tempfile.mkdtemp(prefix=".optimize-", dir=out.parent if out.parent.exists() else None))
     try:
-        candidates = [_run_step(step, bundle, work, texts, queries, groups, teacher_ndcg, options) for step in steps]
+        shared: dict[str, Any] = {}  # what several steps need is computed once per run
+        candidates = [
+            _run_step(step, bundle, work, texts, queries, groups, teacher_ndcg, options, shared) for step in steps
+        ]
         for c in candidates:
             c.report["passed"] = c.report["ndcg_ratio"] >= options.gate_fraction
         passed = [c for c in candidates if c.report["passed"]]
@@ -203,6 +206,7 @@ def _run_step(
     groups: Sequence[Group],
     teacher_ndcg: float,
     options: OptimizeOptions,
+    shared: dict[str, Any],
 ) -> Candidate:
     from shoprec.optimize.quantize import quantize_encoder, quantize_encoder_static
     from shoprec.optimize.static import distill_static
@@ -225,7 +229,9 @@ def _run_step(
     elif step in TRAINED:
         did = _trained_step(step, bundle, work, texts, options)
     else:
-        fit_texts, fit_targets = _static_fit_data(bundle, texts, options)
+        if "static_fit" not in shared:
+            shared["static_fit"] = _static_fit_data(bundle, texts, options)
+        fit_texts, fit_targets = shared["static_fit"]
         distill_static(
             src,
             dst,

@@ -3,7 +3,9 @@
 For one request: the result cache is asked first; on a miss the query embedding comes from
 the embedding cache or, on a miss there, from the dynamic batcher (awaited on the event
 loop, so concurrent requests share one encoder call); the rest of the search (retrieval,
-ranking) runs in a worker thread with that vector. Identical concurrent misses are computed
+ranking) runs in a worker thread with that vector. A static (lookup-table) encoder is cheaper
+than a batch's wait and thread hop, so with one the query is encoded inline in that worker
+thread and neither the batcher nor the embedding cache is used. Identical concurrent misses are computed
 once. A catalog update changes the in-memory catalog and drops the cached results that show
 the product, on this replica and (through Redis) on the others.
 """
@@ -115,7 +117,7 @@ class AcceleratedSearch:
 
         async def compute() -> CachedResult:
             qvec: FloatArray | None = None
-            if pipeline != "bm25":
+            if pipeline != "bm25" and service.bundle.encoder.batches_worth_it:
                 t = self._clock()
                 qvec, _ = await self.embedding(service, query)
                 timings["encode_ms"] = (self._clock() - t) * 1000

@@ -1,0 +1,67 @@
+"""Which path a query's vector takes: the batcher (and embedding cache) or inline encoding."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from shoprec.serving.accelerated import AcceleratedSearch
+from shoprec.serving.cache import SearchCache
+from shoprec.serving.search import SearchResult
+from shoprec.types import Filters, Hit
+
+
+class FakeService:
+    """Records how it was asked: batched encodes, and searches with or without a vector."""
+
+    def __init__(self, *, static: bool) -> None:
+        encoder = SimpleNamespace(batches_worth_it=not static)
+        self.bundle = SimpleNamespace(version="v1", encoder=encoder)
+        self.users = SimpleNamespace(get=lambda _: None)
+        self.batched: list[list[str]] = []
+        self.qvecs: list[Any] = []
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        self.batched.append(list(texts))
+        return np.ones((len(texts), 4), dtype=np.float32)
+
+    def search(self, query: str, *, qvec: Any = None, pipeline: str = "full", **_: Any) -> SearchResult:
+        self.qvecs.append(qvec)
+        return SearchResult(hits=[Hit("p1", 1.0)], pipeline=pipeline, ranker="learned", timings_ms={"rank_ms": 1.0})  # type: ignore[arg-type]
+
+
+async def _search(fast: AcceleratedSearch, service: FakeService, query: str) -> tuple[Any, bool, dict[str, float]]:
+    return await fast.search(
+        service,  # type: ignore[arg-type]
+        query,
+        k=5,
+        filters=Filters(),
+        pipeline="full",
+        effort=None,
+        explain=False,
+        user_id=None,
+        level="full",
+    )
+
+
+@pytest.mark.parametrize("static", [False, True])
+def test_static_encoders_skip_the_batcher_and_transformers_use_it(static: bool) -> None:
+    service = FakeService(static=static)
+    fast = AcceleratedSearch(SearchCache(result_entries=0), batch_wait_s=0.0)
+
+    async def run() -> None:
+        for q in ("cordless drill", "oak table"):
+            result, cached, timings = await _search(fast, service, q)
+            assert [h.product_id for h in result.hits] == ["p1"] and not cached
+            assert ("encode_ms" in timings) is not static
+
+    asyncio.run(run())
+    if static:  # encoded inline by the search itself: no batch, no vector handed in
+        assert service.batched == [] and service.qvecs == [None, None]
+    else:
+        assert sum(len(b) for b in service.batched) == 2
+        assert all(v is not None and v.shape == (4,) for v in service.qvecs)
