@@ -5,7 +5,9 @@
     .venv/bin/python bench/serve.py --overload [--sustainable-rps R] [--overload-s 60]
 
 Builds (or reuses, cached under ``.shoprec/bench/``) artifacts for the Home Depot
-catalog, starts each system as a real server on loopback, and drives it with the
+catalog and passes them through ``shoprec optimize`` (the fastest encoder within the quality
+gate; ``--no-optimize`` serves the teacher build; the peers always search the teacher's
+product vectors with the teacher), starts each system as a real server on loopback, and drives it with the
 open-loop generator in ``bench/loadgen.py`` (fixed arrival rate, latency from the
 intended send time) using the Home Depot queries:
 
@@ -53,7 +55,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
 import loadgen  # noqa: E402
-from serve_artifacts import DATA, ensure_artifacts  # noqa: E402
+from serve_artifacts import DATA, ensure_artifacts, ensure_optimized  # noqa: E402
 
 PY = str(ROOT / ".venv" / "bin" / "python")
 SHOPREC = str(ROOT / ".venv" / "bin" / "shoprec")
@@ -281,11 +283,19 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 2)
 
 
-def benchmark(args: argparse.Namespace, procs: Processes, artifacts: Path, tmp: Path) -> dict[str, Any]:
+def benchmark(
+    args: argparse.Namespace, procs: Processes, artifacts: Path, tmp: Path, peer_artifacts: Path
+) -> dict[str, Any]:
+    """``peer_artifacts``: whose ``embeddings.npy`` (teacher space) the peers search."""
     queries, qfile = load_queries(tmp)
     skip = set(args.skip)
     results: dict[str, Any] = {}
-    extra: dict[str, Any] = {"artifacts": str(artifacts), "queries": len(queries)}
+    extra: dict[str, Any] = {
+        "artifacts": str(artifacts),
+        "encoder": json.loads((artifacts / "manifest.json").read_text(encoding="utf-8")).get("model_id"),
+        "peer_artifacts": str(peer_artifacts),
+        "queries": len(queries),
+    }
     t0 = time.perf_counter()
 
     def sweep(name: str, port: int, path: str, mode: str, start: float) -> None:
@@ -311,7 +321,7 @@ def benchmark(args: argparse.Namespace, procs: Processes, artifacts: Path, tmp: 
         port = free_port()
         log = tmp / "naive.log"
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-        cmd = [PY, str(BENCH / "serve_peers" / "naive.py"), "--artifacts", str(artifacts), "--port", str(port)]
+        cmd = [PY, str(BENCH / "serve_peers" / "naive.py"), "--artifacts", str(peer_artifacts), "--port", str(port)]
         proc = procs.start(cmd, env=env, log=log)
         try:
             wait_ready(proc, port, 300, "the naive peer", log)
@@ -320,7 +330,7 @@ def benchmark(args: argparse.Namespace, procs: Processes, artifacts: Path, tmp: 
             procs.stop(proc)
     if "ray_serve" not in skip:
         print("[ray_serve] starting Ray Serve in its own network namespace", file=sys.stderr)
-        res = ray_in_namespace(args, artifacts, qfile, tmp)
+        res = ray_in_namespace(args, peer_artifacts, qfile, tmp)
         extra["ray_listeners"] = res.pop("listeners", None)
         results["ray_serve"] = res
 
@@ -450,6 +460,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
     ap.add_argument("--artifacts", help="serve this artifacts folder instead of the cached Home Depot build")
     ap.add_argument("--products-limit", type=int, help="build over the first N products only (faster)")
+    ap.add_argument(
+        "--no-optimize",
+        action="store_true",
+        help="serve the teacher build itself (default: its `shoprec optimize` output, cached beside it)",
+    )
     ap.add_argument("--duration-s", type=float, default=8.0, help="seconds of load per rate step")
     ap.add_argument("--rates", help="comma-separated rates for every system (default: step up adaptively)")
     ap.add_argument("--start-rate-model", type=float, default=10.0, help="first rate for model-backed systems")
@@ -499,12 +514,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise SystemExit(f"{artifacts}: no manifest.json (not an artifacts folder)")
         else:
             artifacts = ensure_artifacts(DATA / "products.csv", DATA / "judgments_dev.csv", args.products_limit)
+        peer_artifacts = artifacts
+        if not args.artifacts and not args.no_optimize:
+            artifacts = ensure_optimized(artifacts)
         if args.overload:
             out = overload(args, procs, artifacts, tmp)
             for k, v in out.items():
                 print(f"{k:>28}: {v}")
         else:
-            out = benchmark(args, procs, artifacts, tmp)
+            out = benchmark(args, procs, artifacts, tmp, peer_artifacts)
             print(
                 f"\nServing benchmark: {out['queries']} Home Depot queries, {os.cpu_count()} CPUs shared by "
                 f"generator and server, {args.duration_s:g} s per rate, pass = p99 <= 50 ms\n"

@@ -893,7 +893,7 @@ def parser() -> argparse.ArgumentParser:
         "steps",
         nargs="*",
         metavar="STEP",
-        help="int8, int8-static, static, static-fp16, student, student-int8, prune, prune-int8 (default: "
+        help="int8, int8-static, fp16, static, static-fp16, student, student-int8, prune, prune-int8 (default: "
         "the recommended chain int8 + static, the fastest passing encoder kept)",
     )
     p.add_argument(

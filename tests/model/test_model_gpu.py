@@ -35,3 +35,12 @@ def test_cuda_matches_cpu(teacher_dir: Path, tmp_path: Path) -> None:
         cpu = _run(folder, ["CPUExecutionProvider"])
         gpu = _run(folder, ["CUDAExecutionProvider"])
         assert np.sum(cpu * gpu, axis=1).min() > 0.999
+
+
+def test_fp16_on_cuda_matches_fp32_on_cpu(teacher_dir: Path, tmp_path: Path) -> None:
+    from shoprec.optimize.quantize import convert_encoder_fp16
+
+    half = convert_encoder_fp16(teacher_dir, tmp_path / "fp16")
+    cpu32 = _run(teacher_dir, ["CPUExecutionProvider"])
+    gpu16 = _run(half, ["CUDAExecutionProvider"])
+    assert np.sum(cpu32 * gpu16, axis=1).min() > 0.99

@@ -55,7 +55,7 @@ from shoprec.serving.search import SearchService
 
 log = logging.getLogger(__name__)
 
-STEPS = ("int8", "int8-static", "static", "static-fp16", "student", "student-int8", "prune", "prune-int8")
+STEPS = ("int8", "int8-static", "fp16", "static", "static-fp16", "student", "student-int8", "prune", "prune-int8")
 TRAINED = {"student": "student", "student-int8": "student", "prune": "prune", "prune-int8": "prune"}
 DEFAULT_CHAIN = ("int8", "static")
 DEFAULT_GATE_FRACTION = 0.97
@@ -208,7 +208,7 @@ def _run_step(
     options: OptimizeOptions,
     shared: dict[str, Any],
 ) -> Candidate:
-    from shoprec.optimize.quantize import quantize_encoder, quantize_encoder_static
+    from shoprec.optimize.quantize import convert_encoder_fp16, quantize_encoder, quantize_encoder_static
     from shoprec.optimize.static import distill_static
 
     t0 = time.perf_counter()
@@ -224,6 +224,12 @@ def _run_step(
         quantize_encoder_static(src, dst, [texts[i] for i in idx])
         did = (
             f"int8 static quantization (QDQ, weights and activations) calibrated on {len(idx)} catalog texts; "
+            "products keep the teacher's vectors"
+        )
+    elif step == "fp16":
+        convert_encoder_fp16(src, dst)
+        did = (
+            "fp16 conversion of the encoder (inputs/outputs stay float32), for the CUDA provider; "
             "products keep the teacher's vectors"
         )
     elif step in TRAINED:

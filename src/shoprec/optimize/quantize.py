@@ -107,3 +107,22 @@ def quantize_encoder_static(
         )
         (tmp / "encoder.json").write_text(json.dumps(config, indent=2))
     return dst
+
+
+def convert_encoder_fp16(src: Path, dst: Path) -> Path:
+    """An fp16 copy of the encoder folder ``src`` (weights and activations in half precision,
+    inputs and outputs kept as they were), written to ``dst`` atomically. Meant for the CUDA
+    provider, where half precision runs on tensor cores; ONNX Runtime's CPU provider runs it
+    too (casting where it has no fp16 kernel), which is how its quality is gated here."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    src, dst = Path(src), Path(dst)
+    with write_folder(dst) as tmp:
+        config = json.loads((src / "encoder.json").read_text())
+        model = onnx.load(str(src / config.get("model_file", "model.onnx")))
+        onnx.save(convert_float_to_float16(model, keep_io_types=True), str(tmp / "model.onnx"))
+        shutil.copyfile(src / "tokenizer.json", tmp / "tokenizer.json")
+        config.update(model_file="model.onnx", quantization={"method": "fp16", "weights": "float16"})
+        (tmp / "encoder.json").write_text(json.dumps(config, indent=2))
+    return dst

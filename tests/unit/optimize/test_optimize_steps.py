@@ -150,3 +150,16 @@ def test_fitted_static_student_moves_towards_the_teacher(tiny: Path, tmp_path: P
     assert after > before
     info = fitted.config["distillation"]["fit"]
     assert info["cosine_after"] > info["cosine_before"] and info["texts"] + info["held_out"] == len(fit)
+
+
+def test_fp16_conversion_halves_the_weights_and_keeps_the_output(tiny: Path, tmp_path: Path) -> None:
+    from shoprec.optimize.quantize import convert_encoder_fp16
+
+    half = OnnxEncoder(convert_encoder_fp16(tiny, tmp_path / "fp16"))
+    a, b = OnnxEncoder(tiny).encode(TEXTS), half.encode(TEXTS)
+    assert b.dtype == np.float32 and np.sum(a * b, axis=1).min() > 0.999
+    assert half.config["quantization"]["method"] == "fp16"
+    import onnx
+
+    weights = [t for t in onnx.load(str(tmp_path / "fp16" / "model.onnx")).graph.initializer if len(t.dims) == 2]
+    assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)  # every matrix in half
