@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -31,7 +32,7 @@ from shoprec.core.text import normalize
 from shoprec.errors import ArtifactError, NotFoundError
 from shoprec.models import artifacts
 from shoprec.models.encoder import OnnxEncoder
-from shoprec.models.ranker import Ranker
+from shoprec.models.ranker import Ranker, TitleIndex
 from shoprec.retrieval.lexical import LexicalIndex, analyze
 from shoprec.retrieval.vector import VectorIndex
 from shoprec.types import Event, Filters, Product
@@ -114,6 +115,12 @@ class CatalogArrays:
 
     def __len__(self) -> int:
         return len(self.products)
+
+    @functools.cached_property
+    def title_index(self) -> TitleIndex:
+        """Normalised titles and title trigrams for the ranker's features (built on first use;
+        the server's warm-up builds it before a version takes traffic)."""
+        return TitleIndex.build(self.titles)
 
     def is_removed(self, row: int) -> bool:
         return self.removed is not None and bool(self.removed[row])

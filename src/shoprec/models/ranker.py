@@ -7,7 +7,6 @@ requests, so training and serving never drift apart.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,21 +84,56 @@ class CandidateSet:
         return rrf(self.bm25_rank) + rrf(self.dense_rank)
 
 
-@functools.lru_cache(maxsize=100_000)
-def _trigrams(title: str) -> frozenset[str]:
-    return frozenset(char_ngrams(title))
+@dataclass(frozen=True, slots=True)
+class TitleIndex:
+    """What the title features need of every product, computed once per catalog: normalised
+    titles, and each title's distinct character trigrams as ids (CSR: the ids of title ``i``
+    are ``trigram_ids[indptr[i]:indptr[i + 1]]``). Features then need no per-request string
+    sets, which also keeps the garbage collector's young generations small under load."""
 
+    norm: list[str]
+    vocab: dict[str, int]
+    trigram_ids: npt.NDArray[np.int32]
+    indptr: npt.NDArray[np.int64]
 
-@functools.lru_cache(maxsize=100_000)
-def _norm(text: str) -> str:
-    return normalize(text)
+    @classmethod
+    def build(cls, titles: Sequence[str]) -> TitleIndex:
+        vocab: dict[str, int] = {}
+        ids: list[int] = []
+        indptr = [0]
+        for title in titles:
+            ids.extend(vocab.setdefault(g, len(vocab)) for g in char_ngrams(title))
+            indptr.append(len(ids))
+        return cls(
+            norm=[normalize(t) for t in titles],
+            vocab=vocab,
+            trigram_ids=np.asarray(ids, dtype=np.int32),
+            indptr=np.asarray(indptr, dtype=np.int64),
+        )
+
+    def trigram_overlap(
+        self, rows: npt.NDArray[np.int64], query_trigrams: frozenset[str]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64]]:
+        """Per row: (trigrams shared with the query, the title's distinct trigrams)."""
+        starts = self.indptr[rows]
+        sizes: npt.NDArray[np.int64] = self.indptr[rows + 1] - starts
+        total = int(sizes.sum())
+        if total == 0 or not query_trigrams:
+            return np.zeros(len(rows), dtype=np.float64), sizes
+        known = np.fromiter((self.vocab[g] for g in query_trigrams if g in self.vocab), dtype=np.int32)
+        # positions of every candidate's trigram ids in one flat gather
+        seg_start = np.cumsum(sizes) - sizes
+        flat = self.trigram_ids[np.repeat(starts - seg_start, sizes) + np.arange(total)]
+        hit = np.isin(flat, known)
+        shared = np.bincount(np.repeat(np.arange(len(rows)), sizes), weights=hit, minlength=len(rows))
+        return shared.astype(np.float64), sizes
 
 
 def compute_features(
     ctx: QueryContext,
     cand: CandidateSet,
     *,
-    titles: Sequence[str],
+    title_index: TitleIndex,
     title_lengths: npt.NDArray[np.float32],
     brands_norm: Sequence[str],
     category_tokens: Sequence[frozenset[str]],
@@ -138,29 +172,26 @@ def compute_features(
         f[:, 9] = cand.token_in_text.sum(axis=1) / nq
         f[:, 10] = cand.token_in_title.all(axis=1)
         f[:, 11] = cand.token_in_title[:, -1]
+    norm = [title_index.norm[r] for r in rows]
+    phrase = ctx.normalized
+    if phrase:
+        f[:, 12] = [phrase in t for t in norm]
     q_tri = ctx.trigrams
+    if q_tri:
+        shared, sizes = title_index.trigram_overlap(rows, q_tri)
+        some = sizes > 0
+        f[some, 13] = shared[some] / (len(q_tri) + sizes[some] - shared[some])
+        f[some, 14] = shared[some] / len(q_tri)
     numeric = ctx.numeric
-    q_words = set(ctx.normalized.split())
-    for j, r in enumerate(rows):
-        title = titles[r]
-        tnorm = _norm(title)
-        f[j, 12] = 1.0 if ctx.normalized and ctx.normalized in tnorm else 0.0
-        t_tri = _trigrams(title)
-        if q_tri and t_tri:
-            inter = len(q_tri & t_tri)
-            f[j, 13] = inter / (len(q_tri) + len(t_tri) - inter)  # |q ∪ t| without building the union
-            f[j, 14] = inter / len(q_tri)
-        if numeric:
-            f[j, 15] = sum(1 for x in numeric if x in tnorm) / len(numeric)
-        else:
-            f[j, 15] = np.nan
-        brand = brands_norm[r]
-        if brand:
-            f[j, 18] = 1.0 if brand in ctx.normalized else 0.0
-        else:
-            f[j, 18] = np.nan
-        cats = category_tokens[r]
-        f[j, 19] = len(cats & q_words) / len(q_words) if cats and q_words else 0.0
+    if numeric:
+        f[:, 15] = [sum(1 for x in numeric if x in t) / len(numeric) for t in norm]
+    else:
+        f[:, 15] = np.nan
+    brands = [brands_norm[r] for r in rows]
+    f[:, 18] = [(1.0 if b in phrase else 0.0) if b else np.nan for b in brands]
+    q_words = set(phrase.split())
+    if q_words:
+        f[:, 19] = [len(c & q_words) / len(q_words) if c else 0.0 for c in (category_tokens[r] for r in rows)]
     f[:, 16] = len(ctx.all_tokens)
     f[:, 17] = title_lengths[rows]
     f[:, 20] = np.log1p(popularity[rows])

@@ -191,7 +191,7 @@ class SearchService:
         return compute_features(
             ctx,
             cand,
-            titles=c.titles,
+            title_index=c.title_index,
             title_lengths=c.title_lengths,
             brands_norm=c.brands_norm,
             category_tokens=c.category_tokens,
