@@ -37,8 +37,26 @@ def test_serving_limits_load_from_the_environment() -> None:
         {"ladder_step_up_pressure": 2.0, "ladder_step_down_pressure": 1.0},
         {"ladder_step_up_hold_s": -1.0},
         {"redis_url": "http://localhost:6379"},
+        {"gil_switch_interval_ms": 0.0},
+        {"gil_switch_interval_ms": 1000.0},
     ],
 )
 def test_bad_serving_limits_fail_at_start(bad: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         Settings(**bad)
+
+
+def test_the_serving_process_applies_the_gil_switch_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from shoprec.http import app as http_app
+
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+    monkeypatch.setattr(http_app, "create_app", lambda settings: seen.append(settings.gil_switch_interval_ms))
+    monkeypatch.setenv("SHOPREC_GIL_SWITCH_INTERVAL_MS", "0.5")
+    try:
+        http_app.app_from_env()
+        assert seen == [0.5] and sys.getswitchinterval() == pytest.approx(0.0005)
+    finally:
+        sys.setswitchinterval(before)

@@ -4,6 +4,7 @@ documents the real limits (query length, ``k``, batch size)."""
 import logging
 import math
 import random
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -633,4 +634,5 @@ def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` and ``shoprec serve --workers N``: settings from env."""
     settings = Settings.load()
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    sys.setswitchinterval(settings.gil_switch_interval_ms / 1000.0)  # this serving process only
     return create_app(settings)
