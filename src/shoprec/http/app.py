@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shoprec import __version__
 from shoprec.adapters.eventlog import JsonlEventLog
@@ -112,9 +113,29 @@ class Ready(BaseModel):
     products: int
 
 
-# The version a request leased when it started (see ``lease_live``): every read of the
+# The version a request leased when it started (see ``LeaseMiddleware``): every read of the
 # services during that request goes to it, even if a new version is switched in meanwhile.
 _LEASED: ContextVar[Live | None] = ContextVar("shoprec_leased_version", default=None)
+
+
+class LeaseMiddleware:
+    """Hold the version current at the start of each HTTP request until it ends (plain ASGI:
+    a FastAPI generator dependency did the same at several times the cost per request)."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with self.runtime.lease() as live:
+            token = _LEASED.set(live)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                _LEASED.reset(token)
 
 
 class ModelOut(BaseModel):
@@ -271,18 +292,11 @@ def create_app(
         stop_polling.set()
         await run_in_threadpool(fast.cache.close)
 
-    async def lease_live() -> AsyncIterator[None]:
-        """Hold the version current at the start of the request until it ends."""
-        with runtime.lease() as live:
-            _LEASED.set(live)
-            yield
-
     app = FastAPI(
         title="shoprec",
         version=__version__,
         description="Product search and recommendations for online shops.",
         lifespan=lifespan,
-        dependencies=[Depends(lease_live)],
     )
     app.state.shoprec = state
     app.state.authenticator = Authenticator(keys, anonymous_read=settings.anonymous_read)
@@ -383,7 +397,7 @@ def create_app(
         cached = result is not None
         timings: dict[str, float] = {"total_ms": (time.perf_counter() - started) * 1000}
         if result is None:
-            overload.gate.use_ladder(service.bundle.version, levels_from_manifest(service.bundle.manifest))
+            overload.gate.use_ladder(service.bundle.version, lambda: levels_from_manifest(service.bundle.manifest))
             async with overload.gate.admit(deadline) as level:
                 served, effort = serve_params(level) if pipeline == "full" else (pipeline, None)
                 result, cached, timings = await fast.search(
@@ -595,6 +609,7 @@ def create_app(
         return ModelOut(**live.describe())
 
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=s.max_body_bytes)
+    app.add_middleware(LeaseMiddleware, runtime=runtime)
     return app
 
 

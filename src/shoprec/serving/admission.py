@@ -110,11 +110,14 @@ class AdmissionGate:
         self.shed_total = 0
         self.expired_total = 0
 
-    def use_ladder(self, source: object, levels: Sequence[LadderLevel]) -> None:
+    def use_ladder(self, source: object, levels: Sequence[LadderLevel] | Callable[[], Sequence[LadderLevel]]) -> None:
         """Serve the ladder measured for ``source`` (a model version); a no-op while it is the
-        same, so the route can call it on every request. No measured levels: full only."""
+        same, so the route can call it on every request (``levels`` may be a function, called
+        only on a change). No measured levels: full only."""
         if source == self._ladder_source:
             return
+        if callable(levels):
+            levels = levels()
         self._ladder_source = source
         self.policy = DegradationPolicy(
             levels or (FULL_LEVEL,), quality_loss_budget=self.quality_loss_budget, thresholds=self.thresholds

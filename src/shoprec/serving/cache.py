@@ -280,6 +280,8 @@ class SearchCache:
         self, query: str, model_version: str, compute: Callable[[], Awaitable[FloatArray]]
     ) -> tuple[FloatArray, bool]:
         """The query's embedding and whether it came from a cache; identical misses encode once."""
+        if not self.embeddings_enabled:
+            return await compute(), False
         cached = self.get_embedding(query, model_version)
         if cached is not None:
             return cached, True
@@ -298,8 +300,22 @@ class SearchCache:
         """Moves on every invalidation: a result computed across one is not stored."""
         return self._generation
 
+    @property
+    def results_enabled(self) -> bool:
+        """False with no local entries and no shared tier: results are then neither looked up
+        nor stored (nor coalesced), and a request pays nothing for the cache."""
+        return self.results.max_entries > 0 or self.shared is not None
+
+    @property
+    def embeddings_enabled(self) -> bool:
+        return self.embeddings.max_entries > 0 or self.shared is not None
+
     def get_result(self, key: ResultKey) -> CachedResult | None:
-        digest = key.digest()
+        if not self.results_enabled:
+            return None
+        return self._get_result(key.digest())
+
+    def _get_result(self, digest: str) -> CachedResult | None:
         value = self.results.get(digest)
         if value is None and self.shared is not None:
             raw = self._shared_get(_res_redis_key(digest))
@@ -310,9 +326,11 @@ class SearchCache:
 
     def put_result(self, key: ResultKey, value: CachedResult, *, generation: int | None = None) -> bool:
         """Store ``value`` unless an invalidation happened since ``generation`` was read."""
-        if generation is not None and generation != self._generation:
+        return self._put_result(key.digest(), value, generation=generation)
+
+    def _put_result(self, digest: str, value: CachedResult, *, generation: int | None = None) -> bool:
+        if not self.results_enabled or generation is not None and generation != self._generation:
             return False
-        digest = key.digest()
         self._put_local(digest, value)
         if self.shared is not None:
             index = [_product_redis_key(pid) for pid in value.product_ids()]
@@ -324,17 +342,20 @@ class SearchCache:
 
     async def result(self, key: ResultKey, compute: Callable[[], Awaitable[CachedResult]]) -> tuple[CachedResult, bool]:
         """The cached result for ``key`` (True) or a freshly computed one (False), computed once."""
-        cached = self.get_result(key)
+        if not self.results_enabled:
+            return await compute(), False
+        digest = key.digest()
+        cached = self._get_result(digest)
         if cached is not None:
             return cached, True
         generation = self._generation
 
         async def fill() -> CachedResult:
             value = await compute()
-            self.put_result(key, value, generation=generation)
+            self._put_result(digest, value, generation=generation)
             return value
 
-        value, _ = await self.result_flight.do(key.digest(), fill)
+        value, _ = await self.result_flight.do(digest, fill)
         return value, False
 
     def _put_local(self, digest: str, value: CachedResult) -> None:
