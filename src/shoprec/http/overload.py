@@ -59,6 +59,7 @@ class Overload:
             clock=clock,
             utilization_target=settings.ladder_utilization_target,
             parallelism=settings.ladder_parallelism,
+            cpu_clock=time.process_time,
         )
 
     @classmethod

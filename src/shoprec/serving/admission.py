@@ -10,8 +10,10 @@ passes is dropped without running (:class:`DeadlineExceededError`).
 On admission the :class:`~shoprec.core.ladder.DegradationPolicy` picks the level from the
 pressure (running + waiting over ``max_in_flight``). A second, predictive rule looks at the
 arrival rate: with ``utilization_target`` set, the gate serves the best admissible level
-whose measured cost, times the requests arriving per second (over ``rate_window_s``), stays
-within ``utilization_target`` of ``parallelism`` busy seconds per second — so a burst steps
+whose measured cost (plus the per-request overhead the process's CPU time shows beyond it,
+with ``cpu_clock``), times the requests arriving per second (over ``rate_window_s``, or its
+last eighth when that is higher), stays within ``utilization_target`` of ``parallelism``
+busy seconds per second — so a burst steps
 the ladder down before queues and latencies grow, and a fall in traffic steps it back up
 (to a better level only with 20 % headroom, so it does not flap at the boundary). The
 cheaper of the two rules' levels is served. The gate lives on one event loop and is not
@@ -21,6 +23,7 @@ shared between threads; each worker process has its own.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import collections
 import logging
 import math
@@ -85,6 +88,8 @@ class AdmissionGate:
         utilization_target: float = 0.0,
         parallelism: float = 1.0,
         rate_window_s: float = 2.0,
+        cpu_clock: Callable[[], float] | None = None,
+        overhead_interval_s: float = 1.0,
     ) -> None:
         if max_in_flight <= 0 or max_queued < 0:
             raise ConfigError(f"need max_in_flight > 0 and max_queued >= 0, got {max_in_flight}, {max_queued}")
@@ -97,6 +102,14 @@ class AdmissionGate:
         self.parallelism = parallelism
         self.rate_window_s = rate_window_s
         self._arrivals: collections.deque[float] = collections.deque()
+        # per-request cost outside the measured search (HTTP, validation, serialisation), from
+        # the process's CPU time: see ``_update_overhead``
+        self.cpu_clock = cpu_clock
+        self.overhead_interval_s = overhead_interval_s
+        self.overhead_ms = 0.0
+        self._overhead_mark: tuple[float, float] | None = None  # (wall, cpu) at the last update
+        self._served = 0
+        self._served_cost_ms = 0.0
         self._rate_index = 0
         self.max_in_flight = max_in_flight
         self.max_queued = max_queued
@@ -142,10 +155,35 @@ class AdmissionGate:
         return max(1.0, math.ceil((self.queued + self.running) * per_request_s / self.max_in_flight))
 
     def arrival_rate(self, now: float) -> float:
-        """Requests per second that reached the gate over the last ``rate_window_s``."""
+        """Requests per second that reached the gate: the higher of the rate over the last
+        ``rate_window_s`` and over its last eighth, so a burst is seen within a fraction of a
+        second while a lull takes the whole window to count."""
         while self._arrivals and self._arrivals[0] <= now - self.rate_window_s:
             self._arrivals.popleft()
-        return len(self._arrivals) / self.rate_window_s
+        long_rate = len(self._arrivals) / self.rate_window_s
+        short = self.rate_window_s / 8
+        recent = len(self._arrivals) - bisect.bisect_right(self._arrivals, now - short)
+        return max(long_rate, recent / short)
+
+    def _update_overhead(self, now: float) -> None:
+        """Every ``overhead_interval_s`` (with at least 20 requests served meanwhile): the CPU
+        the process spent per request, less the measured cost of the levels that served them,
+        is the per-request overhead the ladder's costs leave out; smoothed (EWMA 0.5)."""
+        if self.cpu_clock is None:
+            return
+        cpu = self.cpu_clock()
+        if self._overhead_mark is None:
+            self._overhead_mark = (now, cpu)
+            self._served, self._served_cost_ms = 0, 0.0
+            return
+        wall0, cpu0 = self._overhead_mark
+        if now - wall0 < self.overhead_interval_s or self._served < 20:
+            return
+        per_request_ms = (cpu - cpu0) * 1000.0 / self._served
+        sample = min(max(0.0, per_request_ms - self._served_cost_ms / self._served), 100.0)
+        self.overhead_ms = sample if self.overhead_ms == 0.0 else 0.5 * self.overhead_ms + 0.5 * sample
+        self._overhead_mark = (now, cpu)
+        self._served, self._served_cost_ms = 0, 0.0
 
     def _rate_level(self, now: float) -> int:
         """Index of the best level the arrival rate allows (0 when the rule is off)."""
@@ -153,11 +191,13 @@ class AdmissionGate:
             return 0
         levels = self.policy.levels
         rate = self.arrival_rate(now)
+        self._update_overhead(now)
+        extra = self.overhead_ms
         budget_ms = 1000.0 * self.parallelism * self.utilization_target  # busy ms per second
-        fits = next((i for i, lv in enumerate(levels) if rate * lv.p50_ms <= budget_ms), len(levels) - 1)
+        fits = next((i for i, lv in enumerate(levels) if rate * (lv.p50_ms + extra) <= budget_ms), len(levels) - 1)
         if fits < self._rate_index:  # a better level needs headroom before we climb to it
             fits = next(
-                (i for i in range(fits, self._rate_index) if rate * levels[i].p50_ms <= 0.8 * budget_ms),
+                (i for i in range(fits, self._rate_index) if rate * (levels[i].p50_ms + extra) <= 0.8 * budget_ms),
                 self._rate_index,
             )
         self._rate_index = fits
@@ -174,6 +214,8 @@ class AdmissionGate:
         remaining = deadline.remaining_ms(now)
         for level in levels[levels.index(chosen) :]:
             if level.p50_ms < remaining:
+                self._served += 1
+                self._served_cost_ms += level.p50_ms
                 return level
         self.expired_total += 1
         raise DeadlineExceededError(

@@ -216,3 +216,64 @@ def test_arrival_rate_rule_off_by_zero_target_and_validated() -> None:
     for bad in ({"utilization_target": 1.5}, {"parallelism": 0.0}, {"rate_window_s": 0.0}):
         with pytest.raises(ConfigError):
             gate(clock, **bad)
+
+
+def test_a_burst_is_seen_within_an_eighth_of_the_rate_window() -> None:
+    clock = FakeClock()
+    g = gate(
+        clock,
+        max_in_flight=100,
+        levels=[FULL, HYBRID, BM25],
+        quality_loss_budget=1.0,
+        utilization_target=0.5,
+        rate_window_s=2.0,
+    )
+    assert set(_admit_at_rate(g, clock, 10, 4)) == {"full"}
+    # 100/s for 0.25 s (the short window): the 2 s average is still only ~21/s, which full fits
+    assert _admit_at_rate(g, clock, 100, 0.25)[-1] == "bm25"
+    assert 90 <= g.arrival_rate(clock.now) <= 110
+
+
+class CpuClock:
+    """Process CPU time that advances by ``per_request_s`` for every admitted request."""
+
+    def __init__(self, per_request_s: float) -> None:
+        self.t = 0.0
+        self.per_request_s = per_request_s
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_measured_per_request_overhead_counts_against_the_budget() -> None:
+    # full costs 20 ms as measured offline; the process really spends 20 ms more per request
+    # (HTTP, serialisation): at 15/s that is 600 ms per second, over a 500 ms budget
+    def run(cpu: CpuClock | None) -> list[str]:
+        clock = FakeClock()
+        g = gate(
+            clock,
+            max_in_flight=100,
+            levels=[FULL, HYBRID, BM25],
+            quality_loss_budget=1.0,
+            utilization_target=0.5,
+            rate_window_s=1.0,
+            cpu_clock=cpu,
+        )
+        served: list[str] = []
+
+        async def one() -> None:
+            async with g.admit(Deadline.after_ms(clock.now, 1000)) as level:
+                served.append(level.name)
+                if cpu is not None:
+                    cpu.t += level.p50_ms / 1000 + cpu.per_request_s
+
+        for _ in range(15 * 4):
+            asyncio.run(one())
+            clock.now += 1 / 15
+        if cpu is not None:
+            assert g.overhead_ms == pytest.approx(20.0, rel=0.05)
+        return served
+
+    assert set(run(None)) == {"full"}  # 15 x 20 ms = 300 ms: fits without the overhead
+    with_overhead = run(CpuClock(0.020))
+    assert with_overhead[:20] == ["full"] * 20 and with_overhead[-1] == "hybrid"
