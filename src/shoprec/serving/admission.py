@@ -12,7 +12,7 @@ pressure (running + waiting over ``max_in_flight``). A second, predictive rule l
 arrival rate: with ``utilization_target`` set, the gate serves the best admissible level
 whose measured cost (plus the per-request overhead the process's CPU time shows beyond it,
 with ``cpu_clock``), times the requests arriving per second (over ``rate_window_s``, or its
-last eighth when that is higher), stays within ``utilization_target`` of ``parallelism``
+last twentieth when that is higher), stays within ``utilization_target`` of ``parallelism``
 busy seconds per second — so a burst steps
 the ladder down before queues and latencies grow, and a fall in traffic steps it back up
 (to a better level only with 20 % headroom, so it does not flap at the boundary). The
@@ -156,13 +156,15 @@ class AdmissionGate:
 
     def arrival_rate(self, now: float) -> float:
         """Requests per second that reached the gate: the higher of the rate over the last
-        ``rate_window_s`` and over its last eighth, so a burst is seen within a fraction of a
-        second while a lull takes the whole window to count."""
+        ``rate_window_s`` and over its last twentieth (0.1 s by default), so a burst is seen
+        before a queue can form while a lull takes the whole window to count."""
         while self._arrivals and self._arrivals[0] <= now - self.rate_window_s:
             self._arrivals.popleft()
         long_rate = len(self._arrivals) / self.rate_window_s
-        short = self.rate_window_s / 8
+        short = self.rate_window_s / 20
         recent = len(self._arrivals) - bisect.bisect_right(self._arrivals, now - short)
+        if recent < 8:  # too few arrivals for a short-window rate to mean anything
+            return long_rate
         return max(long_rate, recent / short)
 
     def _update_overhead(self, now: float) -> None:
