@@ -398,7 +398,7 @@ def overload(args: argparse.Namespace, procs: Processes, artifacts: Path, tmp: P
         base = phase("baseline", sustainable / 4, 5, args.seed + 100)
         time.sleep(1)
         over = phase("overload", rate, args.overload_s, args.seed + 101)
-        after = phase("recovery", sustainable / 2, args.recovery_s, args.seed + 102)
+        after = phase("recovery", sustainable / 4, args.recovery_s, args.seed + 102)  # back to the baseline load
 
     full_levels = Counter(s.level for s in base.samples if s.status == 200)
     full = full_levels.most_common(1)[0][0] if full_levels else None

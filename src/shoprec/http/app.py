@@ -395,6 +395,8 @@ def create_app(
         )
         result = fast.cached(best)
         cached = result is not None
+        if cached:
+            overload.gate.note_cached()
         timings: dict[str, float] = {"total_ms": (time.perf_counter() - started) * 1000}
         if result is None:
             overload.gate.use_ladder(service.bundle.version, lambda: levels_from_manifest(service.bundle.manifest))

@@ -102,6 +102,7 @@ class AdmissionGate:
         self.parallelism = parallelism
         self.rate_window_s = rate_window_s
         self._arrivals: collections.deque[float] = collections.deque()
+        self._cached: collections.deque[float] = collections.deque()  # answered from a cache, not admitted
         # per-request cost outside the measured search (HTTP, validation, serialisation), from
         # the process's CPU time: see ``_update_overhead``
         self.cpu_clock = cpu_clock
@@ -167,6 +168,15 @@ class AdmissionGate:
             return long_rate
         return max(long_rate, recent / short)
 
+    def note_cached(self) -> None:
+        """A request answered from a cache before admission: it costs the process the
+        per-request overhead only, which the utilization rule and the overhead estimate count."""
+        now = self.clock()
+        self._cached.append(now)
+        while self._cached and self._cached[0] <= now - self.rate_window_s:
+            self._cached.popleft()
+        self._served += 1
+
     def _update_overhead(self, now: float) -> None:
         """Every ``overhead_interval_s`` (with at least 20 requests served meanwhile): the CPU
         the process spent per request, less the measured cost of the levels that served them,
@@ -195,7 +205,11 @@ class AdmissionGate:
         rate = self.arrival_rate(now)
         self._update_overhead(now)
         extra = self.overhead_ms
-        budget_ms = 1000.0 * self.parallelism * self.utilization_target  # busy ms per second
+        while self._cached and self._cached[0] <= now - self.rate_window_s:
+            self._cached.popleft()
+        cached_rate = len(self._cached) / self.rate_window_s
+        # busy ms per second left for admitted requests once cached answers had their share
+        budget_ms = max(0.0, 1000.0 * self.parallelism * self.utilization_target - cached_rate * extra)
         fits = next((i for i, lv in enumerate(levels) if rate * (lv.p50_ms + extra) <= budget_ms), len(levels) - 1)
         if fits < self._rate_index:  # a better level needs headroom before we climb to it
             fits = next(

@@ -277,3 +277,33 @@ def test_measured_per_request_overhead_counts_against_the_budget() -> None:
     assert set(run(None)) == {"full"}  # 15 x 20 ms = 300 ms: fits without the overhead
     with_overhead = run(CpuClock(0.020))
     assert with_overhead[:20] == ["full"] * 20 and with_overhead[-1] == "hybrid"
+
+
+def test_cached_answers_count_as_overhead_only() -> None:
+    clock = FakeClock()
+    cpu = CpuClock(0.0)
+    g = gate(
+        clock,
+        max_in_flight=100,
+        levels=[FULL, HYBRID, BM25],
+        quality_loss_budget=1.0,
+        utilization_target=0.5,
+        rate_window_s=1.0,
+        cpu_clock=cpu,
+    )
+    served: list[str] = []
+
+    async def one() -> None:
+        async with g.admit(Deadline.after_ms(clock.now, 1000)) as level:
+            served.append(level.name)
+            cpu.t += level.p50_ms / 1000 + 0.005
+
+    for _ in range(10 * 4):  # 10 searches/s and 40 cached answers/s, 5 ms of overhead each
+        asyncio.run(one())
+        for _ in range(4):
+            g.note_cached()
+            cpu.t += 0.005
+        clock.now += 1 / 10
+    assert g.overhead_ms == pytest.approx(5.0, rel=0.05)  # not 25 ms: cached answers share the CPU
+    # 10 x (20 + 5) + 40 x 5 = 450 ms of the 500 ms budget: full still fits
+    assert served[-1] == "full"
