@@ -59,7 +59,7 @@ class Overload:
             clock=clock,
             utilization_target=settings.ladder_utilization_target,
             parallelism=settings.ladder_parallelism,
-            cpu_clock=time.process_time,
+            cpu_clock=time.thread_time,  # read on the event loop's thread: its CPU per request
         )
 
     @classmethod

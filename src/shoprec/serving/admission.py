@@ -10,8 +10,8 @@ passes is dropped without running (:class:`DeadlineExceededError`).
 On admission the :class:`~shoprec.core.ladder.DegradationPolicy` picks the level from the
 pressure (running + waiting over ``max_in_flight``). A second, predictive rule looks at the
 arrival rate: with ``utilization_target`` set, the gate serves the best admissible level
-whose measured cost (plus the per-request overhead the process's CPU time shows beyond it,
-with ``cpu_clock``), times the requests arriving per second (over ``rate_window_s``, or its
+whose measured cost (plus the per-request overhead: the event loop thread's CPU time per
+request, with ``cpu_clock``), times the requests arriving per second (over ``rate_window_s``, or its
 last twentieth when that is higher), stays within ``utilization_target`` of ``parallelism``
 busy seconds per second — so a burst steps
 the ladder down before queues and latencies grow, and a fall in traffic steps it back up
@@ -104,13 +104,12 @@ class AdmissionGate:
         self._arrivals: collections.deque[float] = collections.deque()
         self._cached: collections.deque[float] = collections.deque()  # answered from a cache, not admitted
         # per-request cost outside the measured search (HTTP, validation, serialisation), from
-        # the process's CPU time: see ``_update_overhead``
+        # the event loop thread's CPU time: see ``_update_overhead``
         self.cpu_clock = cpu_clock
         self.overhead_interval_s = overhead_interval_s
         self.overhead_ms = 0.0
         self._overhead_mark: tuple[float, float] | None = None  # (wall, cpu) at the last update
         self._served = 0
-        self._served_cost_ms = 0.0
         self._rate_index = 0
         self.max_in_flight = max_in_flight
         self.max_queued = max_queued
@@ -178,24 +177,25 @@ class AdmissionGate:
         self._served += 1
 
     def _update_overhead(self, now: float) -> None:
-        """Every ``overhead_interval_s`` (with at least 20 requests served meanwhile): the CPU
-        the process spent per request, less the measured cost of the levels that served them,
-        is the per-request overhead the ladder's costs leave out; smoothed (EWMA 0.5)."""
+        """Every ``overhead_interval_s`` (with at least 20 requests meanwhile, cached answers
+        included): the ``cpu_clock`` seconds spent per request — the event loop thread's CPU
+        time, i.e. HTTP parsing, validation, routing and serialisation, while the searches
+        themselves run in worker threads — is the per-request overhead the ladder's measured
+        costs leave out; smoothed (EWMA 0.5)."""
         if self.cpu_clock is None:
             return
         cpu = self.cpu_clock()
         if self._overhead_mark is None:
             self._overhead_mark = (now, cpu)
-            self._served, self._served_cost_ms = 0, 0.0
+            self._served = 0
             return
         wall0, cpu0 = self._overhead_mark
         if now - wall0 < self.overhead_interval_s or self._served < 20:
             return
-        per_request_ms = (cpu - cpu0) * 1000.0 / self._served
-        sample = min(max(0.0, per_request_ms - self._served_cost_ms / self._served), 100.0)
+        sample = min(max(0.0, (cpu - cpu0) * 1000.0 / self._served), 100.0)
         self.overhead_ms = sample if self.overhead_ms == 0.0 else 0.5 * self.overhead_ms + 0.5 * sample
         self._overhead_mark = (now, cpu)
-        self._served, self._served_cost_ms = 0, 0.0
+        self._served = 0
 
     def _rate_level(self, now: float) -> int:
         """Index of the best level the arrival rate allows (0 when the rule is off)."""
@@ -231,7 +231,6 @@ class AdmissionGate:
         for level in levels[levels.index(chosen) :]:
             if level.p50_ms < remaining:
                 self._served += 1
-                self._served_cost_ms += level.p50_ms
                 return level
         self.expired_total += 1
         raise DeadlineExceededError(
