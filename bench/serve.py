@@ -395,10 +395,12 @@ def overload(args: argparse.Namespace, procs: Processes, artifacts: Path, tmp: P
                 loadgen.run_step("127.0.0.1", port, paths, r, connections=args.connections, parse_level=True)
             )
 
-        base = phase("baseline", sustainable / 4, 5, args.seed + 100)
+        # normal traffic before and after: an eighth of the sustainable rate, 10 s so the ladder
+        # has measured the per-request overhead before the overload starts
+        base = phase("baseline", sustainable / 8, 10, args.seed + 100)
         time.sleep(1)
         over = phase("overload", rate, args.overload_s, args.seed + 101)
-        after = phase("recovery", sustainable / 4, args.recovery_s, args.seed + 102)  # back to the baseline load
+        after = phase("recovery", sustainable / 8, args.recovery_s, args.seed + 102)  # back to the baseline load
 
     full_levels = Counter(s.level for s in base.samples if s.status == 200)
     full = full_levels.most_common(1)[0][0] if full_levels else None
