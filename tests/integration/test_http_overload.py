@@ -97,6 +97,7 @@ def test_pressure_steps_down_to_the_budgeted_level_and_back_up(
         "ladder_step_down_pressure": 0.6,
         "ladder_step_up_pressure": 0.1,
         "ladder_step_up_hold_s": 0.0,
+        "ladder_utilization_target": 0.0,  # the pressure rule alone (back-to-back requests are a real rate)
     }
     with _serve(live_server, tiny_artifacts, tmp_path, **ladder) as (server, api):
         gate = server.app.state.overload.gate

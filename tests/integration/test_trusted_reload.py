@@ -110,6 +110,7 @@ def served(
         keys_file=tmp_path / "keys.json",
         audit_log=tmp_path / "audit.jsonl",
         audit_search_sample_rate=0.25,
+        ladder_utilization_target=0.0,  # four clients hammering: this test is about swaps, not the ladder
     )
     import random
 

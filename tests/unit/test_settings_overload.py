@@ -39,6 +39,7 @@ def test_serving_limits_load_from_the_environment() -> None:
         {"redis_url": "http://localhost:6379"},
         {"gil_switch_interval_ms": 0.0},
         {"gil_switch_interval_ms": 1000.0},
+        {"shed_loop_lag_ms": -1.0},
     ],
 )
 def test_bad_serving_limits_fail_at_start(bad: dict[str, object]) -> None:

@@ -1,6 +1,7 @@
 """The ASGI app factory. Routes are built from the settings so that the OpenAPI spec
 documents the real limits (query length, ``k``, batch size)."""
 
+import asyncio
 import logging
 import math
 import random
@@ -25,7 +26,7 @@ from shoprec.core.ladder import levels_from_manifest
 from shoprec.errors import NotReadyError, RequestError
 from shoprec.http import errors as http_errors
 from shoprec.http.auth import Authenticator, actor, require_role
-from shoprec.http.middleware import BodyLimitMiddleware
+from shoprec.http.middleware import BodyLimitMiddleware, FrontDoorShedder
 from shoprec.http.overload import DEADLINE_HEADER, LEVEL_HEADER, Overload
 from shoprec.models.bundle import Bundle
 from shoprec.security.apikeys import KeyStore
@@ -33,6 +34,7 @@ from shoprec.security.audit import AuditLog
 from shoprec.serving.accelerated import AcceleratedSearch, apply_remote_update
 from shoprec.serving.admission import serve_params
 from shoprec.serving.cache import SearchCache
+from shoprec.serving.looplag import LoopLagMonitor
 from shoprec.serving.recommend import RecommendService
 from shoprec.serving.runtime import Live, Runtime
 from shoprec.serving.search import SearchService
@@ -279,6 +281,8 @@ def create_app(
     fast = _accelerated_search(settings)
     fast.cache.on_catalog_update(lambda update: apply_remote_update(state.search, update))
 
+    loop_lag = LoopLagMonitor(settings.shed_loop_lag_ms)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if runtime.current is None:
@@ -288,7 +292,10 @@ def create_app(
                 target=runtime.run_registry_poller, args=(stop_polling,), name="shoprec-registry", daemon=True
             ).start()
         await run_in_threadpool(fast.cache.start_listening)
+        probe = asyncio.create_task(loop_lag.run()) if settings.shed_loop_lag_ms > 0 else None
         yield
+        if probe is not None:
+            probe.cancel()
         stop_polling.set()
         await run_in_threadpool(fast.cache.close)
 
@@ -299,6 +306,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.shoprec = state
+    app.state.loop_lag = loop_lag
     app.state.authenticator = Authenticator(keys, anonymous_read=settings.anonymous_read)
     overload = Overload.from_settings(settings)
     app.state.overload = overload
@@ -612,6 +620,8 @@ def create_app(
 
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=s.max_body_bytes)
     app.add_middleware(LeaseMiddleware, runtime=runtime)
+    # outermost: refuses model-backed requests before anything else runs while the loop lags
+    app.add_middleware(FrontDoorShedder, monitor=loop_lag, paths=("/v1/search", "/v1/recommend", "/v1/similar"))
     return app
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shoprec.serving.looplag import LoopLagMonitor
+
 
 class BodyLimitMiddleware:
     """Refuse request bodies over ``max_body_bytes`` with a JSON 413, before the app reads them."""
@@ -65,7 +67,30 @@ class BodyLimitMiddleware:
         return f"request body is over the limit of {self.max_body_bytes} bytes"
 
 
-async def _reply(send: Send, status: int, code: str, detail: Any) -> None:
+class FrontDoorShedder:
+    """Refuse model-backed requests with a fast JSON 503 + ``Retry-After`` while the event loop
+    has a standing lag (:class:`~shoprec.serving.looplag.LoopLagMonitor`), before FastAPI
+    parses, validates or routes them: a refusal here costs a fraction of what serving does, so
+    the loop catches up and answers instead of letting requests time out unread."""
+
+    def __init__(self, app: ASGIApp, monitor: LoopLagMonitor, paths: tuple[str, ...], retry_after_s: int = 1) -> None:
+        self.app = app
+        self.monitor = monitor
+        self.paths = paths
+        self.retry_after_s = retry_after_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.monitor.overloaded and str(scope.get("path", "")).startswith(self.paths):
+            self.monitor.shed_total += 1
+            detail = f"overloaded: the server is {self.monitor.lag_ms:.0f} ms behind; retry in {self.retry_after_s} s"
+            await _reply(send, 503, "overloaded", detail, headers=[(b"retry-after", str(self.retry_after_s).encode())])
+            return
+        await self.app(scope, receive, send)
+
+
+async def _reply(
+    send: Send, status: int, code: str, detail: Any, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = json.dumps({"error": code, "detail": detail}).encode()
     await send(
         {
@@ -74,6 +99,7 @@ async def _reply(send: Send, status: int, code: str, detail: Any) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *(headers or []),
             ],
         }
     )
