@@ -12,12 +12,13 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from shoprec.models.artifacts import write_folder
 
 log = logging.getLogger(__name__)
 
@@ -104,10 +105,7 @@ def export_teacher(out_dir: Path, *, max_seq_length: int = 128) -> Path:
     """Export all-MiniLM-L6-v2 to ``out_dir/model.onnx`` beside ``tokenizer.json`` and
     ``encoder.json``; returns ``out_dir``. Written to a temp folder, then renamed."""
     src = teacher_model_dir()
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir.parent))
-    try:
+    with write_folder(Path(out_dir), required="model.onnx") as tmp:
         torch.set_num_threads(max(1, os.cpu_count() or 1))
         module = MeanPooledEncoder(load_backbone(src))
         log.info("exporting %s to ONNX", TEACHER_ID)
@@ -126,10 +124,4 @@ def export_teacher(out_dir: Path, *, max_seq_length: int = 128) -> Path:
                 indent=2,
             )
         )
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
+    return Path(out_dir)
