@@ -4,15 +4,12 @@ is removed is what scored least; the pruned model runs, exports, and recovers to
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from tinybert import VOCAB, WORDS
-from tinybert import tiny_tokenizer as _tiny_tokenizer
-from tokenizers import Tokenizer
+from tinybert import VOCAB, phrases, tiny_tokenizer
 
 from shoprec.errors import ConfigError
 from shoprec.models.encoder import OnnxEncoder
@@ -50,16 +47,6 @@ def tiny_backbone(seed: int = 0) -> Any:
         initializer_range=0.2,
     )
     return BertModel(cfg, add_pooling_layer=False).eval()  # type: ignore[no-untyped-call]
-
-
-def tiny_tokenizer() -> Tokenizer:
-    tok: Tokenizer = _tiny_tokenizer()  # type: ignore[no-untyped-call]
-    return tok
-
-
-def phrases(n: int, *, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 5))) for _ in range(n)]
 
 
 def embed(model: MeanPooledEncoder, texts: list[str]) -> np.ndarray:

@@ -4,15 +4,12 @@ exported like the teacher; the chain step on artifacts built with a tiny BERT.""
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from tinybert import VOCAB, WORDS
-from tinybert import tiny_tokenizer as _tiny_tokenizer
-from tokenizers import Tokenizer
+from tinybert import VOCAB, phrases, tiny_tokenizer
 
 from shoprec.errors import ConfigError
 from shoprec.models.encoder import OnnxEncoder
@@ -52,16 +49,6 @@ def tiny_teacher(folder: Path, *, layers: int = 4, seed: int = 0) -> tuple[Path,
     tiny_tokenizer().save(str(enc / "tokenizer.json"))
     (enc / "encoder.json").write_text(json.dumps({"model_id": "tiny-bert", "dim": 32, "max_seq_length": 32}))
     return enc, hf
-
-
-def tiny_tokenizer() -> Tokenizer:
-    tok: Tokenizer = _tiny_tokenizer()  # type: ignore[no-untyped-call]
-    return tok
-
-
-def phrases(n: int, *, seed: int = 0) -> list[str]:
-    rng = random.Random(seed)
-    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 5))) for _ in range(n)]
 
 
 @pytest.fixture(scope="module")

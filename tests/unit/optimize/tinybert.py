@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 WORDS = [
     "the",
@@ -27,7 +32,7 @@ WORDS = [
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "##s", "##ed", "##er", "-", "/", ".", "1", "2"]
 
 
-def tiny_tokenizer():  # type: ignore[no-untyped-def]
+def tiny_tokenizer() -> Tokenizer:
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
 
     tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(VOCAB)}, unk_token="[UNK]"))
@@ -37,6 +42,12 @@ def tiny_tokenizer():  # type: ignore[no-untyped-def]
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
     )
     return tok
+
+
+def phrases(n: int, *, seed: int = 0) -> list[str]:
+    """``n`` seeded phrases of 1-5 vocabulary words."""
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 5))) for _ in range(n)]
 
 
 def tiny_encoder_dir(folder: Path, *, seed: int = 0) -> Path:
