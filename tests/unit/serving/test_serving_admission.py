@@ -1,4 +1,5 @@
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,6 +25,20 @@ def gate(clock: FakeClock, **kw: object) -> AdmissionGate:
     args: dict[str, Any] = {"max_in_flight": 2, "max_queued": 1, "clock": clock}
     args.update(kw)
     return AdmissionGate(**args)
+
+
+def rate_gate(clock: FakeClock, **kw: object) -> AdmissionGate:
+    """A gate for the arrival-rate rule: full/hybrid/bm25 all admissible, no queueing, half a
+    busy second per second (full at 20 ms fits up to 25/s, hybrid at 10 ms up to 50/s)."""
+    args: dict[str, Any] = {
+        "max_in_flight": 100,
+        "levels": [FULL, HYBRID, BM25],
+        "quality_loss_budget": 1.0,
+        "utilization_target": 0.5,
+        "rate_window_s": 1.0,
+    }
+    args.update(kw)
+    return gate(clock, **args)
 
 
 def test_a_request_whose_deadline_passed_is_not_started() -> None:
@@ -173,13 +188,22 @@ def test_pressure_steps_the_ladder_down_and_calm_brings_it_back() -> None:
     assert asyncio.run(one()) == "full"
 
 
-def _admit_at_rate(g: AdmissionGate, clock: FakeClock, rate_per_s: float, seconds: float) -> list[str]:
-    """Requests arriving evenly at ``rate_per_s`` for ``seconds`` (each finishes at once)."""
+def _admit_at_rate(
+    g: AdmissionGate,
+    clock: FakeClock,
+    rate_per_s: float,
+    seconds: float,
+    on_admit: Callable[[], None] | None = None,
+) -> list[str]:
+    """Requests arriving evenly at ``rate_per_s`` for ``seconds`` (each finishes at once,
+    after ``on_admit`` ran while it held its slot)."""
     served: list[str] = []
 
     async def one() -> None:
         async with g.admit(Deadline.after_ms(clock.now, 1000)) as level:
             served.append(level.name)
+            if on_admit is not None:
+                on_admit()
 
     for _ in range(int(rate_per_s * seconds)):
         asyncio.run(one())
@@ -190,15 +214,7 @@ def _admit_at_rate(g: AdmissionGate, clock: FakeClock, rate_per_s: float, second
 def test_arrival_rate_steps_down_before_queues_form_and_back_up_with_headroom() -> None:
     clock = FakeClock()
     # budget: 0.5 busy seconds per second. full (20 ms) fits up to 25/s, hybrid (10 ms) up to 50/s.
-    g = gate(
-        clock,
-        max_in_flight=100,
-        levels=[FULL, HYBRID, BM25],
-        quality_loss_budget=1.0,
-        utilization_target=0.5,
-        parallelism=1.0,
-        rate_window_s=1.0,
-    )
+    g = rate_gate(clock, parallelism=1.0)
     assert set(_admit_at_rate(g, clock, 10, 2)) == {"full"}
     burst = _admit_at_rate(g, clock, 100, 2)
     assert burst[-1] == "bm25" and "hybrid" in burst  # steps down as the measured rate climbs
@@ -220,14 +236,7 @@ def test_arrival_rate_rule_off_by_zero_target_and_validated() -> None:
 
 def test_a_burst_is_seen_within_a_twentieth_of_the_rate_window() -> None:
     clock = FakeClock()
-    g = gate(
-        clock,
-        max_in_flight=100,
-        levels=[FULL, HYBRID, BM25],
-        quality_loss_budget=1.0,
-        utilization_target=0.5,
-        rate_window_s=2.0,
-    )
+    g = rate_gate(clock, rate_window_s=2.0)
     assert set(_admit_at_rate(g, clock, 10, 4)) == {"full"}
     # 100/s for 0.1 s (the short window): the 2 s average is still only ~15/s, which full fits
     assert _admit_at_rate(g, clock, 100, 0.1)[-1] == "bm25"
@@ -250,26 +259,13 @@ def test_measured_per_request_overhead_counts_against_the_budget() -> None:
     # (HTTP, serialisation): at 15/s that is 600 ms per second, over a 500 ms budget
     def run(cpu: CpuClock | None) -> list[str]:
         clock = FakeClock()
-        g = gate(
-            clock,
-            max_in_flight=100,
-            levels=[FULL, HYBRID, BM25],
-            quality_loss_budget=1.0,
-            utilization_target=0.5,
-            rate_window_s=1.0,
-            cpu_clock=cpu,
-        )
-        served: list[str] = []
+        g = rate_gate(clock, cpu_clock=cpu)
 
-        async def one() -> None:
-            async with g.admit(Deadline.after_ms(clock.now, 1000)) as level:
-                served.append(level.name)
-                if cpu is not None:
-                    cpu.t += cpu.per_request_s  # the search itself runs on another thread
+        def overhead() -> None:  # the search itself runs on another thread
+            if cpu is not None:
+                cpu.t += cpu.per_request_s
 
-        for _ in range(15 * 4):
-            asyncio.run(one())
-            clock.now += 1 / 15
+        served = _admit_at_rate(g, clock, 15, 4, on_admit=overhead)
         if cpu is not None:
             assert g.overhead_ms == pytest.approx(20.0, rel=0.05)
         return served
@@ -281,29 +277,16 @@ def test_measured_per_request_overhead_counts_against_the_budget() -> None:
 
 def test_cached_answers_count_as_overhead_only() -> None:
     clock = FakeClock()
-    cpu = CpuClock(0.0)
-    g = gate(
-        clock,
-        max_in_flight=100,
-        levels=[FULL, HYBRID, BM25],
-        quality_loss_budget=1.0,
-        utilization_target=0.5,
-        rate_window_s=1.0,
-        cpu_clock=cpu,
-    )
-    served: list[str] = []
+    cpu = CpuClock(0.005)
+    g = rate_gate(clock, cpu_clock=cpu)
 
-    async def one() -> None:
-        async with g.admit(Deadline.after_ms(clock.now, 1000)) as level:
-            served.append(level.name)
-            cpu.t += 0.005
-
-    for _ in range(10 * 4):  # 10 searches/s and 40 cached answers/s, 5 ms of overhead each
-        asyncio.run(one())
+    def search_and_four_cached() -> None:  # 10 searches/s and 40 cached answers/s, 5 ms of overhead each
+        cpu.t += cpu.per_request_s
         for _ in range(4):
             g.note_cached()
-            cpu.t += 0.005
-        clock.now += 1 / 10
+            cpu.t += cpu.per_request_s
+
+    served = _admit_at_rate(g, clock, 10, 4, on_admit=search_and_four_cached)
     assert g.overhead_ms == pytest.approx(5.0, rel=0.05)  # not 25 ms: cached answers are counted too
     # 10 x (20 + 5) + 40 x 5 = 450 ms of the 500 ms budget: full still fits
     assert served[-1] == "full"
