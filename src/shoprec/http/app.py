@@ -10,14 +10,12 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from pathlib import Path as PathLib
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shoprec import __version__
 from shoprec.adapters.eventlog import JsonlEventLog
@@ -26,7 +24,7 @@ from shoprec.core.ladder import levels_from_manifest
 from shoprec.errors import NotReadyError, RequestError
 from shoprec.http import errors as http_errors
 from shoprec.http.auth import Authenticator, actor, require_role
-from shoprec.http.middleware import BodyLimitMiddleware, FrontDoorShedder
+from shoprec.http.middleware import LEASED, BodyLimitMiddleware, FrontDoorShedder, LeaseMiddleware
 from shoprec.http.overload import DEADLINE_HEADER, LEVEL_HEADER, Overload
 from shoprec.models.bundle import Bundle
 from shoprec.security.apikeys import KeyStore
@@ -115,31 +113,6 @@ class Ready(BaseModel):
     products: int
 
 
-# The version a request leased when it started (see ``LeaseMiddleware``): every read of the
-# services during that request goes to it, even if a new version is switched in meanwhile.
-_LEASED: ContextVar[Live | None] = ContextVar("shoprec_leased_version", default=None)
-
-
-class LeaseMiddleware:
-    """Hold the version current at the start of each HTTP request until it ends (plain ASGI:
-    a FastAPI generator dependency did the same at several times the cost per request)."""
-
-    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
-        self.app = app
-        self.runtime = runtime
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        with self.runtime.lease() as live:
-            token = _LEASED.set(live)
-            try:
-                await self.app(scope, receive, send)
-            finally:
-                _LEASED.reset(token)
-
-
 class ModelOut(BaseModel):
     version: str
     model_id: str
@@ -185,7 +158,7 @@ class AppState:
         self.runtime = runtime or Runtime(settings, lambda b: _build_services(settings, events, b))
 
     def live(self) -> Live | None:
-        return _LEASED.get() or self.runtime.current
+        return LEASED.get() or self.runtime.current
 
     @property
     def search(self) -> SearchService | None:

@@ -111,9 +111,13 @@ class Candidate:
     vectors: VectorIndex | None = None
 
 
+def _variant(bundle: Bundle, encoder: OnnxEncoder, embeddings: Any, vectors: VectorIndex) -> Bundle:
+    """The input artifacts with another encoder (and, when re-encoded, other product vectors)."""
+    return dataclasses.replace(bundle, encoder=encoder, embeddings=embeddings, vectors=vectors)
+
+
 def _service_with(bundle: Bundle, encoder: OnnxEncoder, embeddings: Any, vectors: VectorIndex) -> SearchService:
-    variant = dataclasses.replace(bundle, encoder=encoder, embeddings=embeddings, vectors=vectors)
-    return SearchService(variant)
+    return SearchService(_variant(bundle, encoder, embeddings, vectors))
 
 
 def _measure_queries(groups: Sequence[Group], bundle: Bundle) -> list[str]:
@@ -420,8 +424,8 @@ def _measure_ladder(
     embeddings, vectors = bundle.embeddings, bundle.vectors
     if kept.products_reencoded and kept.embeddings is not None and kept.vectors is not None:
         embeddings, vectors = kept.embeddings, kept.vectors
-    variant = dataclasses.replace(bundle, encoder=encoder, embeddings=embeddings, vectors=vectors)
-    return measure_ladder(ladder_service(variant), groups, progress=options.progress)
+    service = ladder_service(_variant(bundle, encoder, embeddings, vectors))
+    return measure_ladder(service, groups, progress=options.progress)
 
 
 def _exact_max(bundle: Bundle) -> int:

@@ -158,9 +158,7 @@ class AdmissionGate:
         """Requests per second that reached the gate: the higher of the rate over the last
         ``rate_window_s`` and over its last twentieth (0.1 s by default), so a burst is seen
         before a queue can form while a lull takes the whole window to count."""
-        while self._arrivals and self._arrivals[0] <= now - self.rate_window_s:
-            self._arrivals.popleft()
-        long_rate = len(self._arrivals) / self.rate_window_s
+        long_rate = self._in_window(self._arrivals, now) / self.rate_window_s
         short = self.rate_window_s / 20
         recent = len(self._arrivals) - bisect.bisect_right(self._arrivals, now - short)
         if recent < 8:  # too few arrivals for a short-window rate to mean anything
@@ -172,9 +170,14 @@ class AdmissionGate:
         per-request overhead only, which the utilization rule and the overhead estimate count."""
         now = self.clock()
         self._cached.append(now)
-        while self._cached and self._cached[0] <= now - self.rate_window_s:
-            self._cached.popleft()
+        self._in_window(self._cached, now)  # keeps the deque bounded when nothing is admitted
         self._served += 1
+
+    def _in_window(self, times: collections.deque[float], now: float) -> int:
+        """Drop the times older than ``rate_window_s`` from ``times``; how many are left."""
+        while times and times[0] <= now - self.rate_window_s:
+            times.popleft()
+        return len(times)
 
     def _update_overhead(self, now: float) -> None:
         """Every ``overhead_interval_s`` (with at least 20 requests meanwhile, cached answers
@@ -205,9 +208,7 @@ class AdmissionGate:
         rate = self.arrival_rate(now)
         self._update_overhead(now)
         extra = self.overhead_ms
-        while self._cached and self._cached[0] <= now - self.rate_window_s:
-            self._cached.popleft()
-        cached_rate = len(self._cached) / self.rate_window_s
+        cached_rate = self._in_window(self._cached, now) / self.rate_window_s
         # busy ms per second left for admitted requests once cached answers had their share
         budget_ms = max(0.0, 1000.0 * self.parallelism * self.utilization_target - cached_rate * extra)
         fits = next((i for i, lv in enumerate(levels) if rate * (lv.p50_ms + extra) <= budget_ms), len(levels) - 1)
