@@ -24,6 +24,7 @@ from shoprec.core.ladder import levels_from_manifest
 from shoprec.errors import NotReadyError, RequestError
 from shoprec.http import errors as http_errors
 from shoprec.http.auth import Authenticator, actor, require_role
+from shoprec.http.fastpath import FastPathStats, SearchFastPath, SearchParams
 from shoprec.http.middleware import LEASED, BodyLimitMiddleware, FrontDoorShedder, LeaseMiddleware
 from shoprec.http.overload import DEADLINE_HEADER, LEVEL_HEADER, Overload
 from shoprec.models.bundle import Bundle
@@ -35,13 +36,11 @@ from shoprec.serving.cache import SearchCache
 from shoprec.serving.looplag import LoopLagMonitor
 from shoprec.serving.recommend import RecommendService
 from shoprec.serving.runtime import Live, Runtime
-from shoprec.serving.search import SearchService
+from shoprec.serving.search import Pipeline, SearchService
 from shoprec.settings import Settings
 from shoprec.types import Event, EventSink, Filters
 
 log = logging.getLogger(__name__)
-
-PipelineName = Literal["bm25", "dense", "hybrid", "full"]
 
 
 class ProductOut(BaseModel):
@@ -60,7 +59,7 @@ class HitOut(BaseModel):
     title: str
     brand: str
     category: str
-    price: float | None
+    price: float | None = None
     in_stock: bool
     score: float
     stages: dict[str, float] | None = None
@@ -300,19 +299,6 @@ def create_app(
     Price = Annotated[float | None, Query(ge=0, le=1e12, allow_inf_nan=False)]
     Filter = Annotated[str | None, Query(min_length=1, max_length=200)]
 
-    def hit_out(service: SearchService, pid: str, score: float, stages: dict[str, float] | None) -> HitOut:
-        p = service.product(pid)
-        return HitOut(
-            id=p.id,
-            title=p.title,
-            brand=p.brand,
-            category=p.category,
-            price=p.price,
-            in_stock=p.in_stock,
-            score=score if math.isfinite(score) else 0.0,
-            stages=stages,
-        )
-
     @app.get("/healthz", response_model=Health, tags=["ops"])
     def healthz() -> Health:
         """Alive (the process answers), whether or not artifacts are loaded."""
@@ -324,6 +310,99 @@ def create_app(
         service = state.require()
         b = service.bundle
         return Ready(status="ready", model_version=b.version, model_id=b.model_id, products=len(b.catalog))
+
+    def hit_json(service: SearchService, pid: str, score: float, stages: dict[str, float] | None) -> dict[str, Any]:
+        """A hit as ``HitOut`` serialises with ``None`` fields left out (the fast path's body)."""
+        p = service.product(pid)
+        hit: dict[str, Any] = {"id": p.id, "title": p.title, "brand": p.brand, "category": p.category}
+        if p.price is not None:
+            hit["price"] = float(p.price)
+        hit["in_stock"] = p.in_stock
+        hit["score"] = float(score) if math.isfinite(score) else 0.0
+        if stages is not None:
+            hit["stages"] = stages
+        return hit
+
+    async def search_payload(request: Request, p: SearchParams) -> tuple[dict[str, Any], dict[str, str]]:
+        """The search itself, for the route and the fast path alike: the ``SearchOut`` body
+        (``None`` fields left out) and the response headers."""
+        deadline = overload.deadline(p.deadline_ms, p.header_deadline_ms)
+        if not p.q.strip():
+            raise RequestError("q must contain a non-space character")
+        if p.min_price is not None and p.max_price is not None and p.min_price > p.max_price:
+            raise RequestError(f"min_price ({p.min_price}) is greater than max_price ({p.max_price})")
+        service = state.require()
+        filters = Filters(
+            category=p.category,
+            brand=p.brand,
+            min_price=p.min_price,
+            max_price=p.max_price,
+            in_stock=p.in_stock,
+        )
+        # a cached answer at the requested quality costs nothing: served before admission
+        started = time.perf_counter()
+        best = fast.key(
+            service,
+            p.q,
+            k=p.k,
+            filters=filters,
+            pipeline=p.pipeline,
+            effort=None,
+            explain=p.explain,
+            user_id=p.user_id,
+        )
+        result = fast.cached(best)
+        cached = result is not None
+        if cached:
+            overload.gate.note_cached()
+        timings: dict[str, float] = {"total_ms": (time.perf_counter() - started) * 1000}
+        if result is None:
+            overload.gate.use_ladder(service.bundle.version, lambda: levels_from_manifest(service.bundle.manifest))
+            async with overload.gate.admit(deadline) as level:
+                served, effort = serve_params(level) if p.pipeline == "full" else (p.pipeline, None)
+                result, cached, timings = await fast.search(
+                    service,
+                    p.q,
+                    k=p.k,
+                    filters=filters,
+                    pipeline=served,
+                    effort=effort,
+                    explain=p.explain,
+                    user_id=p.user_id,
+                    level=level.name,
+                )
+        degradation_level = (result.level or "full") if p.pipeline == "full" else p.pipeline
+        if audit is not None and audit.should_sample(rng):
+            await run_in_threadpool(
+                _audit,
+                audit,
+                "search",
+                actor(request),
+                {
+                    "q": p.q,
+                    "k": p.k,
+                    "pipeline": result.pipeline,
+                    "model_version": service.bundle.version,
+                    "results": [h.product_id for h in result.hits],
+                },
+            )
+        body = {
+            "query": p.q,
+            "k": p.k,
+            "pipeline": result.pipeline,
+            "ranker": result.ranker,
+            "personalized": result.personalized,
+            "model_version": service.bundle.version,
+            "degradation_level": degradation_level,
+            "cached": cached,
+            "results": [
+                hit_json(service, h.product_id, h.score, dict(h.stages) if p.explain else None)
+                for h in result.hits
+                if service.on_sale(h.product_id)
+            ],
+            "timings_ms": {key: round(v, 3) for key, v in timings.items()},
+        }
+        return body, {LEVEL_HEADER: degradation_level}
 
     @app.get(
         "/v1/search",
@@ -344,88 +423,38 @@ def create_app(
         max_price: Price = None,
         in_stock: bool | None = None,
         explain: bool = False,
-        pipeline: PipelineName = "full",
+        pipeline: Pipeline = "full",
         deadline_ms: Annotated[int | None, Query(ge=s.deadline_min_ms, le=s.deadline_max_ms)] = None,
         header_deadline_ms: Annotated[
             int | None, Header(alias=DEADLINE_HEADER, ge=s.deadline_min_ms, le=s.deadline_max_ms)
         ] = None,
-    ) -> SearchOut:
+    ) -> dict[str, Any]:
         """Ranked products for a query, with filters; per-stage scores when ``explain``.
 
         Under load the default ``full`` pipeline steps down the degradation ladder;
         ``degradation_level`` (and the ``X-Degradation-Level`` header) says which level
         served. A request that cannot be served within its deadline (``deadline_ms`` or
-        ``X-Deadline-Ms``) or finds the queue full gets a fast 503 with ``Retry-After``."""
-        deadline = overload.deadline(deadline_ms, header_deadline_ms)
-        if not q.strip():
-            raise RequestError("q must contain a non-space character")
-        if min_price is not None and max_price is not None and min_price > max_price:
-            raise RequestError(f"min_price ({min_price}) is greater than max_price ({max_price})")
-        service = state.require()
-        filters = Filters(
+        ``X-Deadline-Ms``) or finds the queue full gets a fast 503 with ``Retry-After``.
+
+        Plain requests are answered by :class:`~shoprec.http.fastpath.SearchFastPath` with
+        this same handler; this route validates (and refuses) the rest."""
+        params = SearchParams(
+            q=q,
+            k=k,
+            user_id=user_id,
             category=category,
             brand=brand,
             min_price=min_price,
             max_price=max_price,
             in_stock=in_stock,
+            explain=explain,
+            pipeline=pipeline,
+            deadline_ms=deadline_ms,
+            header_deadline_ms=header_deadline_ms,
         )
-        # a cached answer at the requested quality costs nothing: served before admission
-        started = time.perf_counter()
-        best = fast.key(
-            service, q, k=k, filters=filters, pipeline=pipeline, effort=None, explain=explain, user_id=user_id
-        )
-        result = fast.cached(best)
-        cached = result is not None
-        if cached:
-            overload.gate.note_cached()
-        timings: dict[str, float] = {"total_ms": (time.perf_counter() - started) * 1000}
-        if result is None:
-            overload.gate.use_ladder(service.bundle.version, lambda: levels_from_manifest(service.bundle.manifest))
-            async with overload.gate.admit(deadline) as level:
-                served, effort = serve_params(level) if pipeline == "full" else (pipeline, None)
-                result, cached, timings = await fast.search(
-                    service,
-                    q,
-                    k=k,
-                    filters=filters,
-                    pipeline=served,
-                    effort=effort,
-                    explain=explain,
-                    user_id=user_id,
-                    level=level.name,
-                )
-        degradation_level = (result.level or "full") if pipeline == "full" else pipeline
-        response.headers[LEVEL_HEADER] = degradation_level
-        if audit is not None and audit.should_sample(rng):
-            await run_in_threadpool(
-                _audit,
-                audit,
-                "search",
-                actor(request),
-                {
-                    "q": q,
-                    "k": k,
-                    "pipeline": result.pipeline,
-                    "model_version": service.bundle.version,
-                    "results": [h.product_id for h in result.hits],
-                },
-            )
-        return SearchOut(
-            query=q,
-            k=k,
-            pipeline=result.pipeline,
-            ranker=result.ranker,
-            personalized=result.personalized,
-            model_version=service.bundle.version,
-            degradation_level=degradation_level,
-            cached=cached,
-            results=[
-                hit_out(service, h.product_id, h.score, dict(h.stages) if explain else None)
-                for h in result.hits
-                if service.on_sale(h.product_id)
-            ],
-            timings_ms={key: round(v, 3) for key, v in timings.items()},
-        )
+        body, headers = await search_payload(request, params)
+        response.headers.update(headers)
+        return body
 
     @app.get(
         "/v1/products/{product_id}",
@@ -483,7 +512,7 @@ def create_app(
             id=product_id,
             k=k,
             strategy="content",
-            results=[hit_out(service, h.product_id, h.score, None) for h in hits],
+            results=[HitOut(**hit_json(service, h.product_id, h.score, None)) for h in hits],
         )
 
     @app.get(
@@ -518,7 +547,7 @@ def create_app(
             strategy=rec.strategy,
             history_length=rec.history_length,
             model_version=service.bundle.version,
-            results=[hit_out(service, pid, score, None) for pid, score in rec.items if service.on_sale(pid)],
+            results=[HitOut(**hit_json(service, pid, score, None)) for pid, score in rec.items if service.on_sale(pid)],
         )
 
     class EventIn(BaseModel):
@@ -591,6 +620,16 @@ def create_app(
             live = await run_in_threadpool(lambda: runtime.load(None if target is None else PathLib(target), actor=who))
         return ModelOut(**live.describe())
 
+    authenticator: Authenticator = app.state.authenticator
+
+    async def search_guard(request: Request) -> None:  # the route's search_role, for the fast path
+        await authenticator.resolve(request, "search")
+        await overload.rate_limit(request)
+
+    app.state.search_fast_path = FastPathStats()
+    app.add_middleware(
+        SearchFastPath, settings=s, guards=(search_guard,), handler=search_payload, stats=app.state.search_fast_path
+    )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=s.max_body_bytes)
     app.add_middleware(LeaseMiddleware, runtime=runtime)
     # outermost: refuses model-backed requests before anything else runs while the loop lags

@@ -42,18 +42,29 @@ def _validation_detail(exc: RequestValidationError) -> list[dict[str, Any]]:
     return out
 
 
+def shoprec_error_response(exc: ShoprecError) -> JSONResponse:
+    """The response for one of shoprec's own errors (the route handlers' and the fast path's)."""
+    if exc.status_code >= 500 and exc.status_code != 503:
+        log.error("%s: %s", type(exc).__name__, exc.message)
+    headers = {"Retry-After": "1"} if exc.status_code == 503 else None
+    retry_after_s = getattr(exc, "retry_after_s", None)
+    if retry_after_s is not None:  # whole seconds, rounded up so a client that obeys succeeds
+        headers = {"Retry-After": str(max(1, math.ceil(min(float(retry_after_s), 3600.0))))}
+    if exc.status_code == 401:  # RFC 9110: a 401 names the scheme to authenticate with
+        headers = {"WWW-Authenticate": 'Bearer realm="shoprec"'}
+    return error_response(exc.status_code, exc.code, exc.message, headers)
+
+
+def unexpected_error_response() -> JSONResponse:
+    """A bug: logged with its traceback by the caller's ``except`` block; the client gets a JSON 500."""
+    log.exception("unexpected error")
+    return error_response(500, "internal_error", "internal error")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ShoprecError)
     async def shoprec_error(_: Request, exc: ShoprecError) -> JSONResponse:
-        if exc.status_code >= 500 and exc.status_code != 503:
-            log.error("%s: %s", type(exc).__name__, exc.message)
-        headers = {"Retry-After": "1"} if exc.status_code == 503 else None
-        retry_after_s = getattr(exc, "retry_after_s", None)
-        if retry_after_s is not None:  # whole seconds, rounded up so a client that obeys succeeds
-            headers = {"Retry-After": str(max(1, math.ceil(min(float(retry_after_s), 3600.0))))}
-        if exc.status_code == 401:  # RFC 9110: a 401 names the scheme to authenticate with
-            headers = {"WWW-Authenticate": 'Bearer realm="shoprec"'}
-        return error_response(exc.status_code, exc.code, exc.message, headers)
+        return shoprec_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -66,5 +77,4 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return error_response(500, "internal_error", "internal error")
+        return unexpected_error_response()

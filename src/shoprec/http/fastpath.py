@@ -1,0 +1,197 @@
+"""A plain-ASGI fast path for ``GET /v1/search``, the request a shop sends most.
+
+FastAPI answers a search by solving the route's dependencies, validating a dozen query
+parameters through pydantic, then validating and serialising the response model again: on
+a 2-core machine that was about half of the event loop's time per search, more than the
+search itself. :class:`SearchFastPath` parses the query string itself and, when every
+parameter is present in its plain form and within the route's limits, runs the *same*
+authentication, rate limit and search handler as the FastAPI route and writes the JSON
+directly. Anything else — a missing, malformed, repeated or out-of-range parameter, a form
+pydantic would coerce (``in_stock=yes``, `` 10``) — goes on to the FastAPI route unchanged,
+so error responses, the OpenAPI schema and the validation rules have one owner: the route.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.datastructures import QueryParams
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shoprec.errors import ShoprecError
+from shoprec.http.errors import shoprec_error_response, unexpected_error_response
+from shoprec.serving.search import Pipeline
+from shoprec.settings import Settings
+
+SEARCH_PATH = "/v1/search"
+PIPELINES: dict[str, Pipeline] = {"bm25": "bm25", "dense": "dense", "hybrid": "hybrid", "full": "full"}
+FILTER_MAX_CHARS = 200
+MAX_PRICE = 1e12
+
+_INT = re.compile(r"[0-9]{1,9}")
+_FLOAT = re.compile(r"[0-9]{1,13}(\.[0-9]{1,12})?")
+_BOOLS = {"true": True, "false": False, "1": True, "0": False}
+
+
+@dataclass(frozen=True, slots=True)
+class SearchParams:
+    """One search request's parameters after validation (by the FastAPI route or the fast path)."""
+
+    q: str
+    k: int
+    user_id: str | None = None
+    category: str | None = None
+    brand: str | None = None
+    min_price: float | None = None
+    max_price: float | None = None
+    in_stock: bool | None = None
+    explain: bool = False
+    pipeline: Pipeline = "full"
+    deadline_ms: int | None = None
+    header_deadline_ms: int | None = None
+
+
+@dataclass
+class FastPathStats:
+    """How many searches the fast path answered and how many it left to the route."""
+
+    served: int = 0
+    passed_on: int = 0
+
+
+class _Unplain(Exception):
+    """A parameter the fast path leaves to the route's validation."""
+
+
+def _text(value: str, max_chars: int) -> str:
+    if not 1 <= len(value) <= max_chars:
+        raise _Unplain
+    return value
+
+
+def _int(value: str, lo: int, hi: int) -> int:
+    if _INT.fullmatch(value) is None or not lo <= (n := int(value)) <= hi:
+        raise _Unplain
+    return n
+
+
+def _price(value: str) -> float:
+    if _FLOAT.fullmatch(value) is None or (x := float(value)) > MAX_PRICE:
+        raise _Unplain
+    return x
+
+
+def _bool(value: str) -> bool:
+    b = _BOOLS.get(value)
+    if b is None:
+        raise _Unplain
+    return b
+
+
+def parse_search(query_string: bytes, deadline_header: bytes | None, settings: Settings) -> SearchParams | None:
+    """The request's parameters when all are plain and within the route's limits, else None
+    (the route then answers, with its own 422 where something is wrong). Unknown parameters
+    are ignored, as the route ignores them. Pure: the same bytes give the same answer."""
+    s = settings
+    params = QueryParams(query_string)  # Starlette's own parsing, as the route sees it
+    items = params.multi_items()
+    if len(items) != len(params) or "q" not in params:
+        return None  # a repeated parameter (the route takes the last one): leave it to the route
+    get = params.get
+    try:
+        pipeline = PIPELINES.get(get("pipeline", "full"))
+        if pipeline is None:
+            raise _Unplain
+        k, user_id, category, brand = get("k"), get("user_id"), get("category"), get("brand")
+        min_price, max_price, in_stock, explain = get("min_price"), get("max_price"), get("in_stock"), get("explain")
+        deadline_ms = get("deadline_ms")
+        return SearchParams(
+            q=_text(params["q"], s.max_query_chars),
+            k=s.default_k if k is None else _int(k, 1, s.max_k),
+            user_id=None if user_id is None else _text(user_id, s.max_id_chars),
+            category=None if category is None else _text(category, FILTER_MAX_CHARS),
+            brand=None if brand is None else _text(brand, FILTER_MAX_CHARS),
+            min_price=None if min_price is None else _price(min_price),
+            max_price=None if max_price is None else _price(max_price),
+            in_stock=None if in_stock is None else _bool(in_stock),
+            explain=False if explain is None else _bool(explain),
+            pipeline=pipeline,
+            deadline_ms=None if deadline_ms is None else _int(deadline_ms, s.deadline_min_ms, s.deadline_max_ms),
+            header_deadline_ms=(
+                None
+                if deadline_header is None
+                else _int(deadline_header.decode("latin-1"), s.deadline_min_ms, s.deadline_max_ms)
+            ),
+        )
+    except _Unplain:
+        return None
+
+
+SearchHandler = Callable[[Request, SearchParams], Awaitable[tuple[dict[str, Any], dict[str, str]]]]
+Guard = Callable[[Request], Awaitable[object]]
+
+
+class SearchFastPath:
+    """ASGI middleware: answers plain ``GET /v1/search`` requests with ``handler`` after the
+    same ``guards`` (authentication, rate limit) the route declares; passes everything else on.
+
+    ``handler`` returns the response body (as the route's response model would serialise it,
+    ``None`` fields left out) and the extra headers; a :class:`ShoprecError` from a guard or
+    the handler becomes the same JSON error the route would send."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        settings: Settings,
+        guards: tuple[Guard, ...],
+        handler: SearchHandler,
+        stats: FastPathStats | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.guards = guards
+        self.handler = handler
+        self.stats = stats or FastPathStats()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != SEARCH_PATH or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        deadline_header = None
+        for name, value in scope["headers"]:
+            if name == b"x-deadline-ms":
+                if deadline_header is not None:  # repeated: the route decides
+                    params = None
+                    break
+                deadline_header = value
+        else:
+            params = parse_search(scope["query_string"], deadline_header, self.settings)
+        if params is None:
+            self.stats.passed_on += 1
+            await self.app(scope, receive, send)
+            return
+        self.stats.served += 1
+        request = Request(scope, receive)
+        response: Response
+        try:
+            for guard in self.guards:
+                await guard(request)
+            body, headers = await self.handler(request, params)
+            response = Response(_dumps(body), media_type="application/json", headers=headers)
+        except ShoprecError as exc:
+            response = shoprec_error_response(exc)
+        except Exception:  # a bug: the same JSON 500 the route's handler would give
+            response = unexpected_error_response()
+        await response(scope, receive, send)
+
+
+def _dumps(body: dict[str, Any]) -> bytes:
+    # as Starlette's JSONResponse renders
+    return json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
