@@ -234,14 +234,19 @@ async def sweep(
     seed: int,
     target_ms: float = P99_TARGET_MS,
     log: bool = True,
+    warmup_s: float = 0.0,
 ) -> list[dict[str, object]]:
-    """Step the rate up; with no explicit ``rates``, double until p99 fails, then bisect ``refine`` times."""
+    """Step the rate up; with no explicit ``rates``, double until p99 fails, then bisect ``refine`` times.
+    Each step first sends ``warmup_s`` seconds of the same load, not counted: the measured
+    requests follow on the same schedule, so queueing still shows, but a server's cold start
+    after the pause between steps does not (every system gets the same warm-up)."""
     rows: list[dict[str, object]] = []
     offset = 0
 
     async def measure(rate: float) -> dict[str, object]:
         nonlocal offset
-        n = max(1, int(round(rate * duration_s)))
+        warm = int(round(rate * warmup_s))
+        n = warm + max(1, int(round(rate * duration_s)))
         if mode == "zipf":
             qs = zipf_stream(queries, n, seed=seed + len(rows))
         elif mode == "distinct":
@@ -250,6 +255,8 @@ async def sweep(
         else:
             qs = [""] * n
         step = await run_step(host, port, make_paths(template, qs), rate, connections=connections, parse_level=True)
+        step.samples = step.samples[warm:]
+        step.duration_s -= warm / rate
         row = step.summary(target_ms)
         rows.append(row)
         if log:
@@ -320,6 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--max-rate", type=float, default=6400.0)
     ap.add_argument("--refine", type=int, default=2)
     ap.add_argument("--duration-s", type=float, default=8.0)
+    ap.add_argument("--warmup-s", type=float, default=1.0, help="uncounted load at each step's rate before it")
     ap.add_argument("--connections", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
@@ -345,6 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             refine=args.refine,
             connections=args.connections,
             seed=args.seed,
+            warmup_s=args.warmup_s,
         )
     )
     out = {"throughput_rps": throughput(rows), "rows": rows, "wall_s": round(time.perf_counter() - t0, 1)}

@@ -174,7 +174,8 @@ def run_loadgen(port: int, args: argparse.Namespace, *, path: str, mode: str, qu
 
 def loadgen_args(args: argparse.Namespace, path: str, mode: str, queries_file: Path) -> list[str]:
     a = ["--path", path, "--mode", mode, "--queries-file", str(queries_file)]
-    a += ["--duration-s", str(args.duration_s), "--connections", str(args.connections), "--seed", str(args.seed)]
+    a += ["--duration-s", str(args.duration_s), "--warmup-s", str(args.warmup_s)]
+    a += ["--connections", str(args.connections), "--seed", str(args.seed)]
     if args.rates:
         a += ["--rates", args.rates]
     return a
@@ -349,6 +350,7 @@ def benchmark(
         "ratio_to_ray_serve_cached": ratio(tput["shoprec_cached"], tput["ray_serve"]),
         "p99_target_ms": loadgen.P99_TARGET_MS,
         "duration_s_per_rate": args.duration_s,
+        "warmup_s_per_rate": args.warmup_s,
         "cpus": os.cpu_count(),
         "rows": {name: res["rows"] for name, res in results.items()},
         **extra,
@@ -468,6 +470,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="serve the teacher build itself (default: its `shoprec optimize` output, cached beside it)",
     )
     ap.add_argument("--duration-s", type=float, default=8.0, help="seconds of load per rate step")
+    ap.add_argument(
+        "--warmup-s", type=float, default=1.0, help="seconds of the same load before each step, not counted"
+    )
     ap.add_argument("--rates", help="comma-separated rates for every system (default: step up adaptively)")
     ap.add_argument("--start-rate-model", type=float, default=10.0, help="first rate for model-backed systems")
     ap.add_argument("--start-rate-trivial", type=float, default=200.0, help="first rate for /healthz")

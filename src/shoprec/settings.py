@@ -75,6 +75,9 @@ class Settings:
     # search/recommend requests get a fast 503 before any parsing while the event loop has a
     # standing lag above this (the smallest lag over 100 ms); 0 turns it off
     shed_loop_lag_ms: float = 15.0
+    # a ladder level whose measured p50 (manifest) is at most this many ms is searched on the event
+    # loop itself: the hop to a worker thread and back costs more than such a search; 0: never
+    inline_search_max_ms: float = 1.0
     # degradation ladder (levels measured at build time, stored in the manifest)
     quality_loss_budget: float = 0.15  # relative NDCG@10 loss allowed under pressure
     ladder_step_down_pressure: float = 1.5
@@ -190,6 +193,8 @@ class Settings:
             raise ConfigError(f"setting gil_switch_interval_ms must be in [0.01, 100], got {value!r}")
         if not isinstance(self.shed_loop_lag_ms, int | float) or not 0 <= self.shed_loop_lag_ms <= 60_000:
             raise ConfigError(f"setting shed_loop_lag_ms must be in [0, 60000], got {self.shed_loop_lag_ms!r}")
+        if not isinstance(self.inline_search_max_ms, int | float) or not 0 <= self.inline_search_max_ms <= 50:
+            raise ConfigError(f"setting inline_search_max_ms must be in [0, 50], got {self.inline_search_max_ms!r}")
         if not 0 <= self.ladder_step_up_hold_s < float("inf"):
             raise ConfigError(f"setting ladder_step_up_hold_s must be >= 0 seconds, got {self.ladder_step_up_hold_s}")
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):

@@ -360,6 +360,8 @@ def create_app(
             overload.gate.use_ladder(service.bundle.version, lambda: levels_from_manifest(service.bundle.manifest))
             async with overload.gate.admit(deadline) as level:
                 served, effort = serve_params(level) if p.pipeline == "full" else (p.pipeline, None)
+                inline = p.pipeline == "full" and level.p50_ms <= settings.inline_search_max_ms
+                cpu_before = time.thread_time() if inline else 0.0
                 result, cached, timings = await fast.search(
                     service,
                     p.q,
@@ -370,7 +372,10 @@ def create_app(
                     explain=p.explain,
                     user_id=p.user_id,
                     level=level.name,
+                    inline=inline,
                 )
+                if inline:
+                    overload.gate.note_inline_cpu(time.thread_time() - cpu_before)
         degradation_level = (result.level or "full") if p.pipeline == "full" else p.pipeline
         if audit is not None and audit.should_sample(rng):
             await run_in_threadpool(

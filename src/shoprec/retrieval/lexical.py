@@ -46,6 +46,9 @@ class LexicalIndex:
     """BM25 over analysed product texts. Row ``i`` is product index ``i``."""
 
     def __init__(self, model: bm25s.BM25, n_docs: int) -> None:
+        # Memory-mapped arrays stay mapped, but as plain ndarray views: every slice of a
+        # ``np.memmap`` runs Python-level subclass hooks, a sixth of a bm25 query's time.
+        model.scores = {k: np.asarray(v) if isinstance(v, np.memmap) else v for k, v in model.scores.items()}
         self._model = model
         self.n_docs = n_docs
         self._vocab: dict[str, int] = model.vocab_dict
@@ -85,8 +88,13 @@ class LexicalIndex:
             return np.zeros(self.n_docs, dtype=np.float32)
         return np.asarray(self._model.get_scores(toks), dtype=np.float32)
 
-    def token_scores(self, token: str, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-        """BM25 contribution of one analysed token to the given rows; 0 where absent."""
-        if token not in self._vocab:
-            return np.zeros(len(rows), dtype=np.float32)
-        return np.asarray(self._model.get_scores([token]), dtype=np.float32)[rows]
+    def token_in(self, token: str, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Whether one analysed token scores in each of the given rows (read from the index's
+        per-token posting list, not by scoring the whole catalog)."""
+        tid = self._vocab.get(token)
+        if tid is None:
+            return np.zeros(len(rows), dtype=np.bool_)
+        index = self._model.scores
+        start, end = int(index["indptr"][tid]), int(index["indptr"][tid + 1])
+        docs = index["indices"][start:end]
+        return np.isin(rows, docs[index["data"][start:end] > 0])

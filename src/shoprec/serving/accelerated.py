@@ -23,7 +23,7 @@ import numpy as np
 from shoprec.errors import NotFoundError, RequestError
 from shoprec.serving.batching import DynamicBatcher
 from shoprec.serving.cache import CachedResult, ResultKey, SearchCache
-from shoprec.serving.search import Effort, Pipeline, SearchService
+from shoprec.serving.search import Effort, Pipeline, SearchResult, SearchService
 from shoprec.types import Filters, FloatArray
 
 T = TypeVar("T")
@@ -107,8 +107,10 @@ class AcceleratedSearch:
         explain: bool,
         user_id: str | None,
         level: str,
+        inline: bool = False,
     ) -> tuple[CachedResult, bool, dict[str, float]]:
-        """``(result, served_from_cache, timings_ms)``."""
+        """``(result, served_from_cache, timings_ms)``. ``inline``: search on the calling (event
+        loop) thread — for work measured cheaper than the hop to a worker thread and back."""
         t0 = self._clock()
         timings: dict[str, float] = {}
         key = self.key(
@@ -121,8 +123,8 @@ class AcceleratedSearch:
                 t = self._clock()
                 qvec, _ = await self.embedding(service, query)
                 timings["encode_ms"] = (self._clock() - t) * 1000
-            result = await self._run_sync(
-                lambda: service.search(
+            def run() -> SearchResult:
+                return service.search(
                     query,
                     k=k,
                     filters=filters,
@@ -132,7 +134,8 @@ class AcceleratedSearch:
                     user_id=user_id,
                     effort=effort,
                 )
-            )
+
+            result = run() if inline else await self._run_sync(run)
             timings.update({name: v for name, v in result.timings_ms.items() if name != "total_ms"})
             return CachedResult(tuple(result.hits), result.pipeline, result.ranker, result.personalized, level)
 

@@ -109,6 +109,7 @@ class AdmissionGate:
         self.overhead_interval_s = overhead_interval_s
         self.overhead_ms = 0.0
         self._overhead_mark: tuple[float, float] | None = None  # (wall, cpu) at the last update
+        self._inline_cpu_s = 0.0  # searches run on the event loop thread since the last update
         self._served = 0
         self._rate_index = 0
         self.max_in_flight = max_in_flight
@@ -156,14 +157,21 @@ class AdmissionGate:
 
     def arrival_rate(self, now: float) -> float:
         """Requests per second that reached the gate: the higher of the rate over the last
-        ``rate_window_s`` and over its last twentieth (0.1 s by default), so a burst is seen
-        before a queue can form while a lull takes the whole window to count."""
+        ``rate_window_s`` and the rate of the arrivals in its last twentieth (0.1 s by default)
+        measured over the time they span, so a burst is seen after its eighth arrival, before a
+        queue can form, while a lull takes the whole window to count."""
         long_rate = self._in_window(self._arrivals, now) / self.rate_window_s
-        short = self.rate_window_s / 20
-        recent = len(self._arrivals) - bisect.bisect_right(self._arrivals, now - short)
+        first = bisect.bisect_right(self._arrivals, now - self.rate_window_s / 20)
+        recent = len(self._arrivals) - first
         if recent < 8:  # too few arrivals for a short-window rate to mean anything
             return long_rate
-        return max(long_rate, recent / short)
+        span = max(now - self._arrivals[first], self.rate_window_s / 400)
+        return max(long_rate, (recent - 1) / span)
+
+    def note_inline_cpu(self, cpu_s: float) -> None:
+        """A search ran on the event loop thread itself (a level cheaper than a thread hop):
+        its CPU time is the level's measured cost, not per-request overhead."""
+        self._inline_cpu_s += max(0.0, cpu_s)
 
     def note_cached(self) -> None:
         """A request answered from a cache before admission: it costs the process the
@@ -191,14 +199,16 @@ class AdmissionGate:
         if self._overhead_mark is None:
             self._overhead_mark = (now, cpu)
             self._served = 0
+            self._inline_cpu_s = 0.0
             return
         wall0, cpu0 = self._overhead_mark
         if now - wall0 < self.overhead_interval_s or self._served < 20:
             return
-        sample = min(max(0.0, (cpu - cpu0) * 1000.0 / self._served), 100.0)
+        sample = min(max(0.0, (cpu - cpu0 - self._inline_cpu_s) * 1000.0 / self._served), 100.0)
         self.overhead_ms = sample if self.overhead_ms == 0.0 else 0.5 * self.overhead_ms + 0.5 * sample
         self._overhead_mark = (now, cpu)
         self._served = 0
+        self._inline_cpu_s = 0.0
 
     def _rate_level(self, now: float) -> int:
         """Index of the best level the arrival rate allows (0 when the rule is off)."""

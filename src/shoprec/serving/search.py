@@ -133,7 +133,10 @@ class SearchService:
         use_lexical: bool = True,
         use_dense: bool = True,
         effort: Effort | None = None,
+        match_features: bool = True,
     ) -> CandidateSet:
+        """The candidate rows and their retrieval scores; ``match_features`` (which query
+        tokens each candidate's title and text hold, title BM25) only for the learned ranker."""
         b = self.bundle
         effort = effort or Effort()
         n_lexical = effort.lexical_candidates or self.lexical_candidates
@@ -159,15 +162,12 @@ class SearchService:
             dense = np.zeros(len(rows), dtype=np.float32)
         token_in_title = np.zeros((len(rows), len(ctx.tokens)), dtype=np.bool_)
         token_in_text = np.zeros((len(rows), len(ctx.tokens)), dtype=np.bool_)
-        if ctx.tokens and len(rows):
+        bm25_title = np.zeros(len(rows), dtype=np.float32)
+        if match_features and ctx.tokens and len(rows):
             for j, tok in enumerate(ctx.tokens):
-                token_in_text[:, j] = b.lexical.token_scores(tok, rows) > 0
-                token_in_title[:, j] = b.lexical_title.token_scores(tok, rows) > 0
-        bm25_title = (
-            b.lexical_title.scores(ctx.text)[rows]
-            if ctx.tokens and len(rows)
-            else np.zeros(len(rows), dtype=np.float32)
-        )
+                token_in_text[:, j] = b.lexical.token_in(tok, rows)
+                token_in_title[:, j] = b.lexical_title.token_in(tok, rows)
+            bm25_title = b.lexical_title.scores(ctx.text)[rows]
         return CandidateSet(
             rows=rows,
             bm25=bm25_all[rows].astype(np.float32),
@@ -232,6 +232,7 @@ class SearchService:
             use_lexical=pipeline != "dense",
             use_dense=needs_dense,
             effort=effort,
+            match_features=pipeline == "full" and self.bundle.ranker is not None,
         )
         timings["retrieve_ms"] = (clock() - t) * 1000
         ranker_name = "none"
