@@ -15,6 +15,7 @@ import pytest
 from live import LiveServer, wait_ready
 
 from apikeyhelp import unsigned_settings
+from shoprec import __version__
 from shoprec.http.app import create_app
 from shoprec.http.fastpath import FastPathStats
 from shoprec.http.overload import LEVEL_HEADER
@@ -128,4 +129,12 @@ def test_what_is_not_plain_reaches_the_routes_validation(served: Any) -> None:
     assert coerced.status_code == 200 and all(r["in_stock"] for r in coerced.json()["results"])
     assert stats.passed_on == before + 4
     assert api.post("/v1/search", params={"q": "drill"}).status_code == 405  # only GET is a search
-    assert "/v1/search" in api.get("/openapi.json").json()["paths"]
+    assert {"/v1/search", "/healthz"} <= set(api.get("/openapi.json").json()["paths"])
+
+
+def test_health_is_answered_on_the_fast_path_with_the_routes_body(served: Any) -> None:
+    _, api = served
+    r = api.get("/healthz")
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    assert r.json() == {"status": "ok", "version": __version__}
+    assert api.post("/healthz").status_code == 405  # anything but GET still goes to the router

@@ -40,6 +40,8 @@ def test_serving_limits_load_from_the_environment() -> None:
         {"gil_switch_interval_ms": 0.0},
         {"gil_switch_interval_ms": 1000.0},
         {"shed_loop_lag_ms": -1.0},
+        {"inline_search_max_ms": -0.5},
+        {"inline_search_max_ms": 51.0},
     ],
 )
 def test_bad_serving_limits_fail_at_start(bad: dict[str, object]) -> None:

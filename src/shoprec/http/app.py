@@ -24,7 +24,7 @@ from shoprec.core.ladder import levels_from_manifest
 from shoprec.errors import NotReadyError, RequestError
 from shoprec.http import errors as http_errors
 from shoprec.http.auth import Authenticator, actor, require_role
-from shoprec.http.fastpath import FastPathStats, SearchFastPath, SearchParams
+from shoprec.http.fastpath import FastPath, FastPathStats, SearchParams
 from shoprec.http.middleware import LEASED, BodyLimitMiddleware, FrontDoorShedder, LeaseMiddleware
 from shoprec.http.overload import DEADLINE_HEADER, LEVEL_HEADER, Overload
 from shoprec.models.bundle import Bundle
@@ -441,7 +441,7 @@ def create_app(
         served. A request that cannot be served within its deadline (``deadline_ms`` or
         ``X-Deadline-Ms``) or finds the queue full gets a fast 503 with ``Retry-After``.
 
-        Plain requests are answered by :class:`~shoprec.http.fastpath.SearchFastPath` with
+        Plain requests are answered by :class:`~shoprec.http.fastpath.FastPath` with
         this same handler; this route validates (and refuses) the rest."""
         params = SearchParams(
             q=q,
@@ -633,7 +633,12 @@ def create_app(
 
     app.state.search_fast_path = FastPathStats()
     app.add_middleware(
-        SearchFastPath, settings=s, guards=(search_guard,), handler=search_payload, stats=app.state.search_fast_path
+        FastPath,
+        settings=s,
+        guards=(search_guard,),
+        handler=search_payload,
+        health=healthz().model_dump(),
+        stats=app.state.search_fast_path,
     )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=s.max_body_bytes)
     app.add_middleware(LeaseMiddleware, runtime=runtime)

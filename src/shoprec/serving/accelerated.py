@@ -123,6 +123,7 @@ class AcceleratedSearch:
                 t = self._clock()
                 qvec, _ = await self.embedding(service, query)
                 timings["encode_ms"] = (self._clock() - t) * 1000
+
             def run() -> SearchResult:
                 return service.search(
                     query,

@@ -34,7 +34,9 @@ class FakeService:
         return SearchResult(hits=[Hit("p1", 1.0)], pipeline=pipeline, ranker="learned", timings_ms={"rank_ms": 1.0})  # type: ignore[arg-type]
 
 
-async def _search(fast: AcceleratedSearch, service: FakeService, query: str) -> tuple[Any, bool, dict[str, float]]:
+async def _search(
+    fast: AcceleratedSearch, service: FakeService, query: str, *, inline: bool = False
+) -> tuple[Any, bool, dict[str, float]]:
     return await fast.search(
         service,  # type: ignore[arg-type]
         query,
@@ -45,6 +47,7 @@ async def _search(fast: AcceleratedSearch, service: FakeService, query: str) -> 
         explain=False,
         user_id=None,
         level="full",
+        inline=inline,
     )
 
 
@@ -65,3 +68,22 @@ def test_static_encoders_skip_the_batcher_and_transformers_use_it(static: bool) 
     else:
         assert sum(len(b) for b in service.batched) == 2
         assert all(v is not None and v.shape == (4,) for v in service.qvecs)
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_a_cheap_level_is_searched_inline_without_a_thread_hop(inline: bool) -> None:
+    service = FakeService(static=True)
+    hops: list[str] = []
+
+    async def run_sync(fn: Any) -> Any:
+        hops.append("worker")
+        return fn()
+
+    fast = AcceleratedSearch(SearchCache(result_entries=0), run_sync=run_sync)
+
+    async def run() -> Any:
+        return await _search(fast, service, "cordless drill", inline=inline)
+
+    result, cached, _ = asyncio.run(run())
+    assert [h.product_id for h in result.hits] == ["p1"] and not cached
+    assert hops == ([] if inline else ["worker"])

@@ -290,3 +290,26 @@ def test_cached_answers_count_as_overhead_only() -> None:
     assert g.overhead_ms == pytest.approx(5.0, rel=0.05)  # not 25 ms: cached answers are counted too
     # 10 x (20 + 5) + 40 x 5 = 450 ms of the 500 ms budget: full still fits
     assert served[-1] == "full"
+
+
+def test_a_burst_is_measured_at_its_rate_from_its_eighth_arrival() -> None:
+    clock = FakeClock()
+    g = rate_gate(clock, rate_window_s=2.0)
+    assert set(_admit_at_rate(g, clock, 10, 4)) == {"full"}
+    # 400/s from idle: 8 arrivals span 17.5 ms; their rate, not 8 / 0.1 s, is what counts
+    burst = _admit_at_rate(g, clock, 400, 0.025)
+    assert burst[:7] == ["full"] * 7 and burst[8:] == ["bm25"] * (len(burst) - 8)
+    assert 380 <= g.arrival_rate(clock.now - 1.0 / 400) <= 420
+
+
+def test_searches_run_on_the_event_loop_are_not_counted_as_overhead() -> None:
+    clock = FakeClock()
+    cpu = CpuClock(0.005)
+    g = rate_gate(clock, cpu_clock=cpu)
+
+    def search_inline() -> None:  # 5 ms of HTTP overhead plus a 3 ms search on the loop thread
+        cpu.t += cpu.per_request_s + 0.003
+        g.note_inline_cpu(0.003)
+
+    _admit_at_rate(g, clock, 10, 4, on_admit=search_inline)
+    assert g.overhead_ms == pytest.approx(5.0, rel=0.05)
