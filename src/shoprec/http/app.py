@@ -299,13 +299,15 @@ def create_app(
     Price = Annotated[float | None, Query(ge=0, le=1e12, allow_inf_nan=False)]
     Filter = Annotated[str | None, Query(min_length=1, max_length=200)]
 
+    alive = Health(status="ok", version=__version__)
+
     @app.get("/healthz", response_model=Health, tags=["ops"])
-    def healthz() -> Health:
+    async def healthz() -> Health:
         """Alive (the process answers), whether or not artifacts are loaded."""
-        return Health(status="ok", version=__version__)
+        return alive
 
     @app.get("/readyz", response_model=Ready, tags=["ops"], responses={503: {"description": "not ready"}})
-    def readyz() -> Ready:
+    async def readyz() -> Ready:
         """Ready: artifacts loaded and verified."""
         service = state.require()
         b = service.bundle
@@ -468,7 +470,7 @@ def create_app(
         responses={404: {"description": "no such product"}},
         dependencies=search_role,
     )
-    def product_route(product_id: IdStr) -> ProductOut:
+    async def product_route(product_id: IdStr) -> ProductOut:
         """One product by id."""
         return ProductOut(**product_to_json(state.require().product(product_id)))
 
@@ -599,7 +601,7 @@ def create_app(
         return EventsAccepted(accepted=n, unknown_items=unknown[:100])
 
     @app.get("/v1/admin/model", response_model=ModelOut, tags=["admin"], dependencies=admin_role)
-    def admin_model() -> ModelOut:
+    async def admin_model() -> ModelOut:
         """The version being served: where it came from, who signed it, requests in flight."""
         return ModelOut(**runtime.require().describe())
 
@@ -637,7 +639,7 @@ def create_app(
         settings=s,
         guards=(search_guard,),
         handler=search_payload,
-        health=healthz().model_dump(),
+        health=alive.model_dump(),
         stats=app.state.search_fast_path,
     )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=s.max_body_bytes)

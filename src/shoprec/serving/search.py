@@ -66,10 +66,16 @@ def query_context(bundle: Bundle, query: str) -> QueryContext:
     )
 
 
-def _ranks(n: int, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
-    ranks = np.full(n, np.inf, dtype=np.float32)
-    ranks[rows] = np.arange(len(rows), dtype=np.float32)
-    return ranks
+def _ranks_of(ranked: npt.NDArray[np.int64], rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+    """The 0-based position of each of ``rows`` in ``ranked`` (``inf`` where absent), without
+    a catalog-sized array."""
+    out = np.full(len(rows), np.inf, dtype=np.float32)
+    if len(ranked) and len(rows):
+        order = np.argsort(ranked, kind="stable")
+        pos = np.minimum(np.searchsorted(ranked, rows, sorter=order), len(ranked) - 1)
+        found = ranked[order[pos]] == rows
+        out[found] = order[pos[found]]
+    return out
 
 
 class SearchService:
@@ -147,8 +153,8 @@ class SearchService:
         lex_rows = np.zeros(0, dtype=np.int64)
         if use_lexical and bm25_all is not None:
             masked = bm25_all if allowed is None else np.where(allowed, bm25_all, 0.0)
-            lex_rows = top_k(masked, n_lexical)
-            lex_rows = lex_rows[masked[lex_rows] > 0]
+            matched = np.flatnonzero(masked > 0)  # usually a small part of the catalog
+            lex_rows = matched[top_k(masked[matched], n_lexical)]
         dense_rows = np.zeros(0, dtype=np.int64)
         if use_dense and qvec is not None:
             _, ids = b.vectors.search(qvec[None, :], n_dense, allowed=allowed, ef_search=ef_search)
@@ -172,9 +178,9 @@ class SearchService:
             rows=rows,
             bm25=bm25_all[rows].astype(np.float32),
             bm25_title=bm25_title.astype(np.float32),
-            bm25_rank=_ranks(n, lex_rows)[rows],
+            bm25_rank=_ranks_of(lex_rows, rows),
             dense=dense.astype(np.float32),
-            dense_rank=_ranks(n, dense_rows)[rows],
+            dense_rank=_ranks_of(dense_rows, rows),
             token_in_title=token_in_title,
             token_in_text=token_in_text,
         )
