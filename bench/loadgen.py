@@ -236,7 +236,9 @@ async def sweep(
     log: bool = True,
     warmup_s: float = 0.0,
 ) -> list[dict[str, object]]:
-    """Step the rate up; with no explicit ``rates``, double until p99 fails, then bisect ``refine`` times.
+    """Step the rate up; with no explicit ``rates``, double until the server falls behind the
+    offered rate, then bisect ``refine`` times between the highest passing rate and the next
+    failing one above it.
     Each step first sends ``warmup_s`` seconds of the same load, not counted: the measured
     requests follow on the same schedule, so queueing still shows, but a server's cold start
     after the pause between steps does not (every system gets the same warm-up)."""
@@ -273,16 +275,20 @@ async def sweep(
         for r in rates:
             await measure(r)
         return rows
+    # Up: double while the server keeps up. A step that fails p99 without falling behind does
+    # not end the climb: on a machine whose idle CPUs wake slowly, low rates can be slower
+    # than high ones, and a quality ladder serves cheaper levels as the rate rises.
     good, bad = 0.0, math.inf
     rate = start_rate
     while rate <= max_rate:
         row = await measure(rate)
         if row["pass"]:
             good = rate
-            rate *= 2
-        else:
-            bad = rate
+        elif _saturated(row):
             break
+        rate *= 2
+    failed_above = [float(r["rate"]) for r in rows if not r["pass"] and float(r["rate"]) > good]  # type: ignore[arg-type]
+    bad = min(failed_above, default=math.inf)
     while good == 0.0 and bad / 2 >= start_rate / 4:  # not even the first rate held: step down twice
         if (await measure(bad / 2))["pass"]:
             good = bad / 2
@@ -299,6 +305,13 @@ async def sweep(
         else:
             bad = mid
     return rows
+
+
+def _saturated(row: dict[str, object]) -> bool:
+    """The server fell behind the offered rate: it answered under 90 % of it, or failed over 1 %
+    of the requests (a higher rate can only do worse)."""
+    rate, achieved = float(row["rate"]), float(row["achieved_rps"])  # type: ignore[arg-type]
+    return achieved < 0.9 * rate or int(row["errors"]) > 0.01 * int(row["requests"])  # type: ignore[call-overload]
 
 
 def throughput(rows: Sequence[dict[str, object]]) -> float:
