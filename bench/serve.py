@@ -403,12 +403,14 @@ def overload(args: argparse.Namespace, procs: Processes, artifacts: Path, tmp: P
                 loadgen.run_step("127.0.0.1", port, paths, r, connections=args.connections, parse_level=True)
             )
 
-        # normal traffic before and after: an eighth of the sustainable rate, 10 s so the ladder
-        # has measured the per-request overhead before the overload starts
-        base = phase("baseline", sustainable / 8, 10, args.seed + 100)
+        # normal traffic before and after: an eighth of the sustainable rate (at most
+        # --baseline-rps, light enough for full quality), 10 s so the ladder has measured the
+        # per-request overhead before the overload starts
+        light = min(sustainable / 8, args.baseline_rps)
+        base = phase("baseline", light, 10, args.seed + 100)
         time.sleep(1)
         over = phase("overload", rate, args.overload_s, args.seed + 101)
-        after = phase("recovery", sustainable / 8, args.recovery_s, args.seed + 102)  # back to the baseline load
+        after = phase("recovery", light, args.recovery_s, args.seed + 102)  # back to the baseline load
 
     full_levels = Counter(s.level for s in base.samples if s.status == 200)
     full = full_levels.most_common(1)[0][0] if full_levels else None
@@ -492,6 +494,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--sustainable-rps", type=float, help="overload: skip finding the sustainable rate")
     ap.add_argument("--overload-s", type=float, default=60.0)
     ap.add_argument("--recovery-s", type=float, default=20.0)
+    ap.add_argument("--baseline-rps", type=float, default=40.0, help="overload: most normal load before and after")
     ap.add_argument("--keep-logs", help="copy server logs to this folder")
     args = ap.parse_args(argv)
     aliases = {"ray": "ray_serve", "cached": "shoprec_cached", "trivial": "ceiling", "routed": "ceiling_routed"}

@@ -53,3 +53,29 @@ def test_the_probe_measures_how_late_the_timer_fires() -> None:
 
     asyncio.run(probe_for_a_while())
     assert abs(m.lag_ms - 30.0) < 1e-6 and m.overloaded
+
+
+def test_a_loop_so_saturated_that_probes_come_back_a_window_apart_is_overloaded() -> None:
+    m = LoopLagMonitor(20.0, window_s=0.1)
+    t = 0.0
+    for _ in range(3):  # each iteration of the loop now takes 150 ms: one probe per iteration
+        t += 0.15
+        m.record(145.0, t)
+    assert m.overloaded and m.lag_ms == 145.0
+    t += 0.15
+    m.record(2.0, t)  # caught up
+    assert not m.overloaded
+
+
+def test_shedding_holds_after_the_lag_is_gone_so_a_hidden_backlog_drains() -> None:
+    now = [0.0]
+    m = LoopLagMonitor(20.0, window_s=0.1, hold_s=0.1, clock=lambda: now[0])
+    for _ in range(11):
+        now[0] += 0.01
+        m.record(35.0, now[0])
+    assert m.overloaded
+    now[0] += 0.01
+    m.record(1.0, now[0])  # shedding is cheap: the loop caught up at once
+    assert m.overloaded  # but it keeps shedding for hold_s after the last standing lag
+    now[0] += 0.095
+    assert not m.overloaded
