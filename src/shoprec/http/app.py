@@ -31,7 +31,7 @@ from shoprec.models.bundle import Bundle
 from shoprec.security.apikeys import KeyStore
 from shoprec.security.audit import AuditLog
 from shoprec.serving.accelerated import AcceleratedSearch, apply_remote_update
-from shoprec.serving.admission import serve_params
+from shoprec.serving.admission import runs_inline, serve_params
 from shoprec.serving.cache import SearchCache
 from shoprec.serving.looplag import LoopLagMonitor
 from shoprec.serving.recommend import RecommendService
@@ -362,7 +362,7 @@ def create_app(
             overload.gate.use_ladder(service.bundle.version, lambda: levels_from_manifest(service.bundle.manifest))
             async with overload.gate.admit(deadline) as level:
                 served, effort = serve_params(level) if p.pipeline == "full" else (p.pipeline, None)
-                inline = p.pipeline == "full" and level.p50_ms <= settings.inline_search_max_ms
+                inline = p.pipeline == "full" and runs_inline(level, settings.inline_search_max_ms)
                 cpu_before = time.thread_time() if inline else 0.0
                 result, cached, timings = await fast.search(
                     service,

@@ -57,6 +57,13 @@ def serve_params(level: LadderLevel) -> tuple[Pipeline, Effort]:
     return pipeline, effort
 
 
+def runs_inline(level: LadderLevel, max_ms: float) -> bool:
+    """Whether a level is cheap enough to search on the event loop itself: its cost was
+    measured (a ladder without measurements, like :data:`FULL_LEVEL`, never is) and its p50
+    is at most ``max_ms``."""
+    return 0.0 < level.p50_ms <= max_ms
+
+
 def _opt_int(value: object) -> int | None:
     return None if value is None else int(cast(int, value))
 

@@ -6,7 +6,7 @@ import pytest
 
 from shoprec.core.ladder import LadderLevel, LadderThresholds
 from shoprec.errors import ConfigError, DeadlineExceededError, OverloadedError
-from shoprec.serving.admission import AdmissionGate, Deadline
+from shoprec.serving.admission import FULL_LEVEL, AdmissionGate, Deadline, runs_inline
 
 FULL = LadderLevel("full", 20.0, 40.0, 0.80, {"pipeline": "full"})
 HYBRID = LadderLevel("hybrid", 10.0, 20.0, 0.79, {"pipeline": "hybrid"})
@@ -313,3 +313,10 @@ def test_searches_run_on_the_event_loop_are_not_counted_as_overhead() -> None:
 
     _admit_at_rate(g, clock, 10, 4, on_admit=search_inline)
     assert g.overhead_ms == pytest.approx(5.0, rel=0.05)
+
+
+def test_only_measured_cheap_levels_run_inline() -> None:
+    assert runs_inline(BM25, 1.0) == (0 < BM25.p50_ms <= 1.0)
+    assert not runs_inline(FULL, FULL.p50_ms - 0.001)
+    assert runs_inline(FULL, FULL.p50_ms)
+    assert not runs_inline(FULL_LEVEL, 50.0)  # no measured cost: never on the event loop
