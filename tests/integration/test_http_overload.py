@@ -131,6 +131,7 @@ def test_replicas_share_rate_limits_through_redis(
         redis_url=redis_server.url,
         rate_limit_key_default_per_s=0.01,
         rate_limit_burst_factor=300,  # a bucket of 3 that does not refill during the test
+        shed_loop_lag_ms=0,  # two replicas in one process share a GIL (see test_http_cache.py)
     )
     a, b = live_server(create_app(settings)), live_server(create_app(settings))
     with a.client(headers=headers) as api_a, b.client(headers=headers) as api_b:

@@ -24,7 +24,7 @@ from shoprec.core.ladder import levels_from_manifest
 from shoprec.errors import NotReadyError, RequestError
 from shoprec.http import errors as http_errors
 from shoprec.http.auth import Authenticator, actor, require_role
-from shoprec.http.fastpath import FastPath, FastPathStats, SearchParams
+from shoprec.http.fastpath import FILTER_MAX_CHARS, MAX_PRICE, FastPath, FastPathStats, SearchParams
 from shoprec.http.middleware import LEASED, BodyLimitMiddleware, FrontDoorShedder, LeaseMiddleware
 from shoprec.http.overload import DEADLINE_HEADER, LEVEL_HEADER, Overload
 from shoprec.models.bundle import Bundle
@@ -127,7 +127,7 @@ class ModelOut(BaseModel):
 
 class ProductUpdateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    price: float | None = Field(default=None, ge=0, le=1e12, allow_inf_nan=False)
+    price: float | None = Field(default=None, ge=0, le=MAX_PRICE, allow_inf_nan=False)
     in_stock: bool | None = None
 
 
@@ -296,8 +296,9 @@ def create_app(
     http_errors.install(app)
     s = settings
     IdStr = Annotated[str, Path(min_length=1, max_length=s.max_id_chars)]
-    Price = Annotated[float | None, Query(ge=0, le=1e12, allow_inf_nan=False)]
-    Filter = Annotated[str | None, Query(min_length=1, max_length=200)]
+    # the same limits the fast path checks (one definition, in http/fastpath.py)
+    Price = Annotated[float | None, Query(ge=0, le=MAX_PRICE, allow_inf_nan=False)]
+    Filter = Annotated[str | None, Query(min_length=1, max_length=FILTER_MAX_CHARS)]
 
     alive = Health(status="ok", version=__version__)
 

@@ -107,7 +107,8 @@ class FrontDoorShedder:
         self.retry_after_s = retry_after_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.monitor.overloaded and str(scope.get("path", "")).startswith(self.paths):
+        # the path first: only a model-backed request asks (and so starts a shedding hold)
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith(self.paths) and self.monitor.overloaded:
             self.monitor.shed_total += 1
             detail = f"overloaded: the server is {self.monitor.lag_ms:.0f} ms behind; retry in {self.retry_after_s} s"
             await _reply(send, 503, "overloaded", detail, headers=[(b"retry-after", str(self.retry_after_s).encode())])
