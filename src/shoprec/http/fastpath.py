@@ -16,7 +16,6 @@ server's ceiling) runs on the same path as the searches it is compared with.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,16 +23,18 @@ from typing import Any
 
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shoprec.errors import ShoprecError
 from shoprec.http.errors import shoprec_error_response, unexpected_error_response
+from shoprec.http.overload import DEADLINE_HEADER
 from shoprec.serving.search import Pipeline
 from shoprec.settings import Settings
 
 SEARCH_PATH = "/v1/search"
 HEALTH_PATH = "/healthz"
+_DEADLINE_HEADER = DEADLINE_HEADER.lower().encode("latin-1")  # ASGI header names are lower-case bytes
 PIPELINES: dict[str, Pipeline] = {"bm25": "bm25", "dense": "dense", "hybrid": "hybrid", "full": "full"}
 FILTER_MAX_CHARS = 200
 MAX_PRICE = 1e12
@@ -161,22 +162,23 @@ class FastPath:
         stats: FastPathStats | None = None,
     ) -> None:
         self.app = app
-        self.health = Response(_dumps(health), media_type="application/json")
+        self.health = JSONResponse(health)
         self.settings = settings
         self.guards = guards
         self.handler = handler
         self.stats = stats or FastPathStats()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] != SEARCH_PATH:
-            if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == HEALTH_PATH:
-                await self.health(scope, receive, send)
-            else:
-                await self.app(scope, receive, send)
+        path = scope["path"] if scope["type"] == "http" and scope["method"] == "GET" else None
+        if path == HEALTH_PATH:
+            await self.health(scope, receive, send)
+            return
+        if path != SEARCH_PATH:
+            await self.app(scope, receive, send)
             return
         deadline_header = None
         for name, value in scope["headers"]:
-            if name == b"x-deadline-ms":
+            if name == _DEADLINE_HEADER:
                 if deadline_header is not None:  # repeated: the route decides
                     params = None
                     break
@@ -194,14 +196,9 @@ class FastPath:
             for guard in self.guards:
                 await guard(request)
             body, headers = await self.handler(request, params)
-            response = Response(_dumps(body), media_type="application/json", headers=headers)
+            response = JSONResponse(body, headers=headers)
         except ShoprecError as exc:
             response = shoprec_error_response(exc)
         except Exception:  # a bug: the same JSON 500 the route's handler would give
             response = unexpected_error_response()
         await response(scope, receive, send)
-
-
-def _dumps(body: dict[str, Any]) -> bytes:
-    # as Starlette's JSONResponse renders
-    return json.dumps(body, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode("utf-8")
