@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/serve.py [--json] [--artifacts DIR | --products-limit N]
                                     [--duration-s S] [--rates R1,R2,…] [--skip ray,naive,…]
+                                    [--workers N] [--max-rate R]
     .venv/bin/python bench/serve.py --overload [--sustainable-rps R] [--overload-s 60]
 
 Builds (or reuses, cached under ``.shoprec/bench/``) artifacts for the Home Depot
@@ -142,11 +143,14 @@ def wait_ready(proc: Any, port: int, timeout_s: float, what: str, log: Path) -> 
 
 
 @contextmanager
-def shoprec_server(procs: Processes, artifacts: Path, env: dict[str, str], logdir: Path, name: str) -> Iterator[int]:
+def shoprec_server(
+    procs: Processes, artifacts: Path, env: dict[str, str], logdir: Path, name: str, workers: int = 1
+) -> Iterator[int]:
     port = free_port()
     log = logdir / f"{name}.log"
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **BENCH_ENV, **env}
-    proc = procs.start([SHOPREC, "serve", "--artifacts", str(artifacts), "--port", str(port)], env=full_env, log=log)
+    cmd = [SHOPREC, "serve", "--artifacts", str(artifacts), "--port", str(port), "--workers", str(workers)]
+    proc = procs.start(cmd, env=full_env, log=log)
     ready_s = wait_ready(proc, port, 300, f"shoprec ({name})", log)
     print(f"[{name}] shoprec ready on 127.0.0.1:{port} in {ready_s:.1f} s", file=sys.stderr)
     try:
@@ -176,7 +180,7 @@ def run_loadgen(port: int, args: argparse.Namespace, *, path: str, mode: str, qu
 def loadgen_args(args: argparse.Namespace, path: str, mode: str, queries_file: Path) -> list[str]:
     a = ["--path", path, "--mode", mode, "--queries-file", str(queries_file)]
     a += ["--duration-s", str(args.duration_s), "--warmup-s", str(args.warmup_s)]
-    a += ["--connections", str(args.connections), "--seed", str(args.seed)]
+    a += ["--connections", str(args.connections), "--seed", str(args.seed), "--max-rate", str(args.max_rate)]
     if args.rates:
         a += ["--rates", args.rates]
     return a
@@ -307,7 +311,7 @@ def benchmark(
     if {"ceiling", "ceiling_routed", "shoprec"} - skip:
         env = {**CACHE_OFF_ENV, **args.server_env}
         extra["settings_caches_off"] = applied_settings({**BENCH_ENV, **env})
-        with shoprec_server(procs, artifacts, env, tmp, "shoprec") as port:
+        with shoprec_server(procs, artifacts, env, tmp, "shoprec", args.workers) as port:
             if "shoprec" not in skip:
                 sweep("shoprec", port, "/v1/search?q={q}&k=10", "distinct", args.start_rate_model)
             if "ceiling" not in skip:
@@ -317,7 +321,7 @@ def benchmark(
     if "shoprec_cached" not in skip:
         env = {**CACHE_ON_ENV, **args.server_env}
         extra["settings_caches_on"] = applied_settings({**BENCH_ENV, **env})
-        with shoprec_server(procs, artifacts, env, tmp, "shoprec_cached") as port:
+        with shoprec_server(procs, artifacts, env, tmp, "shoprec_cached", args.workers) as port:
             sweep("shoprec_cached", port, "/v1/search?q={q}&k=10", "zipf", args.start_rate_model)
             top = loadgen.zipf_stream(queries, 1, seed=args.seed)[0]
             extra["cache_hit"] = hit_latency(port, top)
@@ -358,6 +362,8 @@ def benchmark(
         "duration_s_per_rate": args.duration_s,
         "warmup_s_per_rate": args.warmup_s,
         "cpus": os.cpu_count(),
+        "workers": args.workers,
+        "max_rate": args.max_rate,
         "rows": {name: res["rows"] for name, res in results.items()},
         **extra,
     }
@@ -383,8 +389,8 @@ def deadline_ms() -> float | None:
 def overload(args: argparse.Namespace, procs: Processes, artifacts: Path, tmp: Path) -> dict[str, Any]:
     queries, qfile = load_queries(tmp)
     env = {**CACHE_ON_ENV, **args.server_env}
-    report: dict[str, Any] = {"settings": applied_settings({**BENCH_ENV, **env})}
-    with shoprec_server(procs, artifacts, env, tmp, "overload") as port:
+    report: dict[str, Any] = {"settings": applied_settings({**BENCH_ENV, **env}), "workers": args.workers}
+    with shoprec_server(procs, artifacts, env, tmp, "overload", args.workers) as port:
         sustainable = args.sustainable_rps
         if sustainable is None:
             print("[overload] finding the sustainable rate (Zipf queries)", file=sys.stderr)
@@ -485,6 +491,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--start-rate-model", type=float, default=10.0, help="first rate for model-backed systems")
     ap.add_argument("--start-rate-trivial", type=float, default=200.0, help="first rate for /healthz")
     ap.add_argument("--connections", type=int, default=256)
+    ap.add_argument(
+        "--max-rate", type=float, default=25600.0, help="the sweeps stop doubling here (the generator's own limit)"
+    )
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="`shoprec serve --workers N` for every shoprec server (the ceiling's included)",
+    )
     ap.add_argument("--skip", default="", help=f"comma-separated systems to leave out: {','.join(SYSTEMS)}")
     ap.add_argument(
         "--server-env", action="append", default=[], metavar="SHOPREC_X=V", help="extra shoprec server setting"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from shoprec.models.bundle import load_bundle
-from shoprec.serving.search import SearchService, query_context
+from shoprec.serving.search import Effort, SearchService, query_context
+from shoprec.types import Filters
 
 pytestmark = pytest.mark.model
 
@@ -26,3 +27,21 @@ def test_match_features_only_for_the_ranker(tiny_artifacts: Path, query: str) ->
     assert not lean.token_in_title.any() and not lean.token_in_text.any() and not lean.bm25_title.any()
     if query == "cordless drill":  # the ranker's features are there when asked for
         assert full.token_in_title.any() and full.token_in_text.all(axis=1).any() and full.bm25_title.max() > 0
+
+
+@pytest.mark.parametrize(
+    "filters", [Filters(), Filters(in_stock=True), Filters(max_price=50.0), Filters(category="no such > thing")]
+)
+def test_the_lexical_pipeline_answers_as_the_shared_candidate_path(tiny_artifacts: Path, filters: Filters) -> None:
+    """``bm25`` without ``explain`` skips the candidate set; ``explain`` still builds it: same
+    products, same scores, same order, for every effort the ladder uses."""
+    service = SearchService(load_bundle(tiny_artifacts))
+    queries = ["cordless drill", "garden hose 50 ft", "电钻", "zzz unknown", "drill drill bits"]
+    for query in queries:
+        for k, effort in ((10, None), (5, Effort(lexical_candidates=3)), (20, Effort(lexical_candidates=30))):
+            lean = service.search(query, k=k, filters=filters, pipeline="bm25", effort=effort)
+            shared = service.search(query, k=k, filters=filters, pipeline="bm25", effort=effort, explain=True)
+            assert [(h.product_id, h.score) for h in lean.hits] == [(h.product_id, h.score) for h in shared.hits]
+            assert lean.ranker == shared.ranker == "none" and lean.pipeline == "bm25"
+            assert "retrieve_ms" in lean.timings_ms and "total_ms" in lean.timings_ms
+    assert service.search("cordless drill", pipeline="bm25").hits  # not vacuous

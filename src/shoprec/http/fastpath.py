@@ -12,6 +12,11 @@ pydantic would coerce (``in_stock=yes``, `` 10``) — goes on to the FastAPI rou
 so error responses, the OpenAPI schema and the validation rules have one owner: the route.
 ``/healthz`` gets its constant body here too, so the benchmark's trivial endpoint (the
 server's ceiling) runs on the same path as the searches it is compared with.
+
+Bodies are serialised with orjson (1 µs for a ten-hit body against 22 µs for Starlette's
+``JSONResponse``, which calls the standard library's ``json.dumps``); the JSON is the same
+up to how floats are spelled (``1e16`` for ``1e+16``). The fast path is the only user of
+orjson.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -196,7 +202,7 @@ class FastPath:
             for guard in self.guards:
                 await guard(request)
             body, headers = await self.handler(request, params)
-            response = JSONResponse(body, headers=headers)
+            response = Response(orjson.dumps(body), media_type="application/json", headers=headers)
         except ShoprecError as exc:
             response = shoprec_error_response(exc)
         except Exception:  # a bug: the same JSON 500 the route's handler would give
