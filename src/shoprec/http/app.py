@@ -38,7 +38,7 @@ from shoprec.serving.recommend import RecommendService
 from shoprec.serving.runtime import Live, Runtime
 from shoprec.serving.search import Pipeline, SearchService
 from shoprec.settings import Settings
-from shoprec.types import Event, EventSink, Filters
+from shoprec.types import Event, EventSink, Filters, Product
 
 log = logging.getLogger(__name__)
 
@@ -314,9 +314,11 @@ def create_app(
         b = service.bundle
         return Ready(status="ready", model_version=b.version, model_id=b.model_id, products=len(b.catalog))
 
-    def hit_json(service: SearchService, pid: str, score: float, stages: dict[str, float] | None) -> dict[str, Any]:
+    def hit_json(
+        service: SearchService, pid: str, score: float, stages: dict[str, float] | None, product: Product | None = None
+    ) -> dict[str, Any]:
         """A hit as ``HitOut`` serialises with ``None`` fields left out (the fast path's body)."""
-        p = service.product(pid)
+        p = product or service.product(pid)
         hit: dict[str, Any] = {"id": p.id, "title": p.title, "brand": p.brand, "category": p.category}
         if p.price is not None:
             hit["price"] = float(p.price)
@@ -363,7 +365,11 @@ def create_app(
             overload.gate.use_ladder(service.bundle.version, lambda: levels_from_manifest(service.bundle.manifest))
             async with overload.gate.admit(deadline) as level:
                 served, effort = serve_params(level) if p.pipeline == "full" else (p.pipeline, None)
-                inline = p.pipeline == "full" and runs_inline(level, settings.inline_search_max_ms)
+                inline = (
+                    runs_inline(level, settings.inline_search_max_ms)
+                    if p.pipeline == "full"
+                    else overload.gate.pipeline_runs_inline(p.pipeline, settings.inline_search_max_ms)
+                )
                 cpu_before = time.thread_time() if inline else 0.0
                 result, cached, timings = await fast.search(
                     service,
@@ -404,9 +410,9 @@ def create_app(
             "degradation_level": degradation_level,
             "cached": cached,
             "results": [
-                hit_json(service, h.product_id, h.score, dict(h.stages) if p.explain else None)
+                hit_json(service, h.product_id, h.score, dict(h.stages) if p.explain else None, product)
                 for h in result.hits
-                if service.on_sale(h.product_id)
+                if (product := service.on_sale_product(h.product_id)) is not None
             ],
             "timings_ms": {key: round(v, 3) for key, v in timings.items()},
         }

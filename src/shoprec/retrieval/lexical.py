@@ -88,6 +88,37 @@ class LexicalIndex:
             return np.zeros(self.n_docs, dtype=np.float32)
         return np.asarray(self._model.get_scores(toks), dtype=np.float32)
 
+    def search(
+        self, query: str, n: int, allowed: npt.NDArray[np.bool_] | None = None
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """Every product's BM25 score for ``query`` (as :meth:`scores`) and the ``n`` best rows
+        with a positive score (and ``allowed`` where given), best first, ties by lower row.
+
+        The best rows are looked for among the query tokens' postings (a few thousand
+        entries), not by scanning the catalog-sized score array for the ones above zero."""
+        ids = [self._vocab[t] for t in analyze(query) if t in self._vocab]
+        if not ids:
+            return np.zeros(self.n_docs, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        scores = np.asarray(self._model.get_scores_from_ids(ids), dtype=np.float32)
+        index = self._model.scores
+        indptr, indices = index["indptr"], index["indices"]
+        spans = [indices[indptr[t] : indptr[t + 1]] for t in dict.fromkeys(ids)]
+        rows = (spans[0] if len(spans) == 1 else np.concatenate(spans)).astype(np.int64)  # a row once per token
+        if allowed is not None:
+            rows = rows[allowed[rows]]
+        values = scores[rows]
+        rows, values = rows[values > 0], values[values > 0]
+        if n <= 0 or not len(rows):
+            return scores, np.zeros(0, dtype=np.int64)
+        want = n * len(spans)  # n distinct rows are among the best n x (tokens) postings
+        if len(rows) > want:
+            cut = values[np.argpartition(-values, want - 1)[want - 1]]
+            keep = values >= cut  # everything tied with the cut too, so ties break by row below
+            rows, values = rows[keep], values[keep]
+        rows = np.unique(rows)
+        order = np.lexsort((rows, -scores[rows]))[:n]
+        return scores, rows[order]
+
     def token_in(self, token: str, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         """Whether one analysed token scores in each of the given rows (read from the index's
         per-token posting list, not by scoring the whole catalog)."""

@@ -124,6 +124,7 @@ class AdmissionGate:
         self.quality_loss_budget = quality_loss_budget
         self.thresholds = thresholds
         self.policy = DegradationPolicy(levels, quality_loss_budget=quality_loss_budget, thresholds=thresholds)
+        self.measured: tuple[LadderLevel, ...] = tuple(levels)  # every measured level, admissible or not
         self._ladder_source: object = None
         self.clock = clock
         self.running = 0
@@ -140,6 +141,7 @@ class AdmissionGate:
         if callable(levels):
             levels = levels()
         self._ladder_source = source
+        self.measured = tuple(levels)
         self.policy = DegradationPolicy(
             levels or (FULL_LEVEL,), quality_loss_budget=self.quality_loss_budget, thresholds=self.thresholds
         )
@@ -148,6 +150,11 @@ class AdmissionGate:
         log.info(
             "degradation ladder for %s within a %.0f%% quality loss: %s", source, self.quality_loss_budget * 100, names
         )
+
+    def pipeline_runs_inline(self, pipeline: str, max_ms: float) -> bool:
+        """Whether an explicitly requested ``pipeline`` is cheap enough to search on the event
+        loop: the ladder measured a level that serves it (admissible or not) under ``max_ms``."""
+        return any(lv.params.get("pipeline") == pipeline and runs_inline(lv, max_ms) for lv in self.measured)
 
     @property
     def queued(self) -> int:

@@ -108,8 +108,13 @@ class SearchService:
 
     def on_sale(self, product_id: str) -> bool:
         """Known and not removed by a catalog update."""
-        i = self.bundle.catalog.index_of.get(product_id)
-        return i is not None and not self.bundle.catalog.is_removed(i)
+        return self.on_sale_product(product_id) is not None
+
+    def on_sale_product(self, product_id: str) -> Product | None:
+        """The product when it is known and not removed by a catalog update, else None."""
+        catalog = self.bundle.catalog
+        i = catalog.index_of.get(product_id)
+        return None if i is None or catalog.is_removed(i) else catalog.products[i]
 
     def similar(self, product_id: str, k: int) -> list[Hit]:
         """Nearest products by embedding (content similarity), excluding the product itself."""
@@ -149,12 +154,12 @@ class SearchService:
         n_dense = effort.dense_candidates or self.dense_candidates
         ef_search = effort.ef_search or self.ef_search
         n = len(b.catalog)
-        bm25_all = b.lexical.scores(ctx.text) if use_lexical or use_dense else None
         lex_rows = np.zeros(0, dtype=np.int64)
-        if use_lexical and bm25_all is not None:
-            masked = bm25_all if allowed is None else np.where(allowed, bm25_all, 0.0)
-            matched = np.flatnonzero(masked > 0)  # usually a small part of the catalog
-            lex_rows = matched[top_k(masked[matched], n_lexical)]
+        bm25_all: FloatArray | None = None
+        if use_lexical:
+            bm25_all, lex_rows = b.lexical.search(ctx.text, n_lexical, allowed)
+        elif use_dense:
+            bm25_all = b.lexical.scores(ctx.text)
         dense_rows = np.zeros(0, dtype=np.int64)
         if use_dense and qvec is not None:
             _, ids = b.vectors.search(qvec[None, :], n_dense, allowed=allowed, ef_search=ef_search)
@@ -298,13 +303,10 @@ class SearchService:
         followed by the final top-k, for about half the work of the cheapest ladder level."""
         t = self._clock()
         n_lexical = (effort.lexical_candidates if effort else None) or self.lexical_candidates
-        bm25_all = self.bundle.lexical.scores(query)
-        masked = bm25_all if allowed is None else np.where(allowed, bm25_all, np.float32(0))
-        matched = np.flatnonzero(masked > 0)
-        rows = matched[top_k(masked[matched], min(k, n_lexical))]
+        bm25_all, rows = self.bundle.lexical.search(query, min(k, n_lexical), allowed)
         timings["retrieve_ms"] = (self._clock() - t) * 1000
         products = self.bundle.catalog.products
-        return [Hit(products[row].id, float(masked[row])) for row in rows.tolist()]
+        return [Hit(products[row].id, score) for row, score in zip(rows.tolist(), bm25_all[rows].tolist(), strict=True)]
 
 
 def _rank_or_none(r: float) -> float:

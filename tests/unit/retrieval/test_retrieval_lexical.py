@@ -37,3 +37,23 @@ def test_a_memory_mapped_index_is_read_through_plain_arrays(tmp_path: Path) -> N
     arrays = [v for v in index._model.scores.values() if isinstance(v, np.ndarray)]
     assert arrays and not any(isinstance(v, np.memmap) for v in arrays)
     assert np.argmax(index.scores("garden hose")) == 2
+
+
+def test_search_finds_the_best_rows_as_sorting_every_score_would() -> None:
+    """Ties (identical texts) break by lower row, filters and repeated tokens included."""
+    texts = [*TEXTS, "cordless drill with two batteries", "garden hose 50 ft", "hose hose hose", "drill"]
+    index = LexicalIndex.build(texts)
+    rng = np.random.default_rng(3)
+    queries = ["cordless drill", "hose", "garden hose hose", "drill drill bit", "電鑽", "absent words", "x"]
+    for query in queries:
+        for allowed in (None, rng.random(len(texts)) < 0.6, np.zeros(len(texts), dtype=bool)):
+            scores = index.scores(query)
+            masked = scores if allowed is None else np.where(allowed, scores, 0)
+            positive = np.flatnonzero(masked > 0)
+            expected = positive[np.lexsort((positive, -masked[positive]))]
+            for n in (1, 2, 3, 5, 100):
+                got_scores, rows = index.search(query, n, allowed)
+                np.testing.assert_array_equal(got_scores, scores)
+                assert rows.tolist() == expected[:n].tolist(), (query, n, allowed)
+    _, rows = index.search("cordless drill", 2)
+    assert rows.tolist() == [0, 7]  # the two identical texts, in row order

@@ -320,3 +320,15 @@ def test_only_measured_cheap_levels_run_inline() -> None:
     assert not runs_inline(FULL, FULL.p50_ms - 0.001)
     assert runs_inline(FULL, FULL.p50_ms)
     assert not runs_inline(FULL_LEVEL, 50.0)  # no measured cost: never on the event loop
+
+
+def test_an_explicit_pipeline_runs_inline_when_the_ladder_measured_it_cheap() -> None:
+    """Even a level the quality budget leaves out of the ladder measured what its pipeline costs."""
+    g = gate(FakeClock(), levels=[FULL, HYBRID, BM25], quality_loss_budget=0.05)
+    assert BM25 not in g.policy.levels and BM25 in g.measured
+    assert g.pipeline_runs_inline("bm25", 1.0)
+    assert not g.pipeline_runs_inline("bm25", 0.5) and not g.pipeline_runs_inline("hybrid", 1.0)
+    assert not g.pipeline_runs_inline("dense", 50.0)  # no level serves it: never measured
+    g.use_ladder("v2", [FULL])
+    assert g.measured == (FULL,) and not g.pipeline_runs_inline("bm25", 1.0)
+    assert not gate(FakeClock()).pipeline_runs_inline("full", 50.0)  # the unmeasured default ladder
