@@ -72,8 +72,9 @@ class Settings:
     # thread hold the event loop off for whole milliseconds per request (measured: p99 1.4 s at
     # 320 req/s against 8 ms with 0.2)
     gil_switch_interval_ms: float = 0.2
-    # search/recommend requests get a fast 503 before any parsing while the event loop has a
-    # standing lag above this (the smallest lag over 100 ms); 0 turns it off
+    # a share of search/recommend requests gets a fast 503 before any parsing while the event
+    # loop has a standing lag above this (the smallest lag over 100 ms): the share grows while the
+    # lag stands and shrinks once the loop keeps up (serving/looplag.py); 0 turns it off
     shed_loop_lag_ms: float = 15.0
     # a ladder level whose measured p50 (manifest) is at most this many ms is searched on the event
     # loop itself: the hop to a worker thread and back costs more than such a search; 0: never

@@ -95,10 +95,11 @@ class LeaseMiddleware:
 
 
 class FrontDoorShedder:
-    """Refuse model-backed requests with a fast JSON 503 + ``Retry-After`` while the event loop
-    has a standing lag (:class:`~shoprec.serving.looplag.LoopLagMonitor`), before FastAPI
-    parses, validates or routes them: a refusal here costs a fraction of what serving does, so
-    the loop catches up and answers instead of letting requests time out unread."""
+    """Refuse model-backed requests with a fast JSON 503 + ``Retry-After``, each with the
+    monitor's shed probability (:class:`~shoprec.serving.looplag.LoopLagMonitor`: it rises
+    while the event loop has a standing lag), before FastAPI parses, validates or routes them:
+    a refusal here costs a fraction of what serving does, so the loop catches up and answers
+    the rest instead of letting requests time out unread."""
 
     def __init__(self, app: ASGIApp, monitor: LoopLagMonitor, paths: tuple[str, ...], retry_after_s: int = 1) -> None:
         self.app = app
@@ -108,7 +109,7 @@ class FrontDoorShedder:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # the path first: only a model-backed request asks (and so starts a shedding hold)
-        if scope["type"] == "http" and str(scope.get("path", "")).startswith(self.paths) and self.monitor.overloaded:
+        if scope["type"] == "http" and str(scope.get("path", "")).startswith(self.paths) and self.monitor.should_shed():
             self.monitor.shed_total += 1
             detail = f"overloaded: the server is {self.monitor.lag_ms:.0f} ms behind; retry in {self.retry_after_s} s"
             await _reply(send, 503, "overloaded", detail, headers=[(b"retry-after", str(self.retry_after_s).encode())])
