@@ -8,6 +8,7 @@ reads the environment at import time; invalid values raise :class:`ConfigError` 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -99,105 +100,30 @@ class Settings:
     result_cache_ttl_s: float = 60.0
 
     def __post_init__(self) -> None:
-        def positive(name: str) -> None:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"setting {name} must be a positive integer, got {value!r}")
-
-        for name in (
-            "workers",
-            "max_query_chars",
-            "max_k",
-            "default_k",
-            "max_body_bytes",
-            "max_events_per_batch",
-            "max_id_chars",
-            "lexical_candidates",
-            "dense_candidates",
-        ):
-            positive(name)
-        if not 0 <= self.port <= 65535:
-            raise ConfigError(f"setting port must be in 0..65535, got {self.port}")
+        for name, rule in _RANGES.items():
+            rule.check(name, getattr(self, name))
         if self.default_k > self.max_k:
             raise ConfigError(f"default_k ({self.default_k}) must not exceed max_k ({self.max_k})")
-        if self.threads is not None and self.threads <= 0:
-            raise ConfigError(f"setting threads must be positive, got {self.threads}")
         if self.log_level not in get_args(LogLevel):
             raise ConfigError(f"setting log_level must be one of {get_args(LogLevel)}")
         if not all(isinstance(p, Path) for p in self.trusted_keys):
             raise ConfigError("setting trusted_keys must be a list of public key file paths")
-        if not 0.0 <= self.audit_search_sample_rate <= 1.0:
-            rate = self.audit_search_sample_rate
-            raise ConfigError(f"setting audit_search_sample_rate must be within [0, 1], got {rate}")
-        for name in ("registry_poll_s", "drain_timeout_s"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not value > 0 or value == float("inf"):
-                raise ConfigError(f"setting {name} must be a positive number of seconds, got {value!r}")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ConfigError("settings ssl_certfile and ssl_keyfile go together: set both or neither")
         if not self.data_key_env or not self.data_key_env.replace("_", "").isalnum():
             raise ConfigError(f"setting data_key_env must be an environment variable name, got {self.data_key_env!r}")
-        self._validate_serving_limits()
-        self._validate_batching_and_caches()
-
-    def _validate_batching_and_caches(self) -> None:
-        for name in ("batch_max_size",):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"setting {name} must be a positive integer, got {value!r}")
-        for name in ("embedding_cache_entries", "result_cache_entries"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise ConfigError(f"setting {name} must be a non-negative integer (0 = off), got {value!r}")
-        if not isinstance(self.batch_wait_s, int | float) or not 0 <= self.batch_wait_s <= 1:
-            raise ConfigError(f"setting batch_wait_s must be in [0, 1] seconds, got {self.batch_wait_s!r}")
-        for name in ("batch_target_s", "embedding_cache_ttl_s", "result_cache_ttl_s"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not 0 < value < float("inf"):
-                raise ConfigError(f"setting {name} must be a positive number of seconds, got {value!r}")
-
-    def _validate_serving_limits(self) -> None:
-        for name in ("deadline_ms", "deadline_min_ms", "deadline_max_ms", "max_in_flight"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
-                raise ConfigError(f"setting {name} must be a positive integer, got {value!r}")
-        if not isinstance(self.max_queued, int) or self.max_queued < 0:
-            raise ConfigError(f"setting max_queued must be a non-negative integer, got {self.max_queued!r}")
         if not self.deadline_min_ms <= self.deadline_ms <= self.deadline_max_ms:
             raise ConfigError(
                 f"settings need deadline_min_ms ({self.deadline_min_ms}) <= deadline_ms ({self.deadline_ms}) "
                 f"<= deadline_max_ms ({self.deadline_max_ms})"
             )
-        for name in ("rate_limit_anonymous_per_s", "rate_limit_anonymous_burst", "rate_limit_key_default_per_s"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int | float) or not 0 < value < float("inf")):
-                raise ConfigError(f"setting {name} must be a positive number or unset, got {value!r}")
         if self.rate_limit_anonymous_burst is not None and self.rate_limit_anonymous_burst < 1:
             raise ConfigError(f"setting rate_limit_anonymous_burst must be >= 1, got {self.rate_limit_anonymous_burst}")
-        if not isinstance(self.rate_limit_burst_factor, int | float) or not 1 <= self.rate_limit_burst_factor <= 3600:
-            factor = self.rate_limit_burst_factor
-            raise ConfigError(f"setting rate_limit_burst_factor must be in [1, 3600], got {factor}")
-        if not isinstance(self.quality_loss_budget, int | float) or not 0 <= self.quality_loss_budget <= 1:
-            raise ConfigError(f"setting quality_loss_budget must be in [0, 1], got {self.quality_loss_budget!r}")
-        if not 0 <= self.ladder_step_up_pressure < self.ladder_step_down_pressure < float("inf"):
+        if not self.ladder_step_up_pressure < self.ladder_step_down_pressure:
             raise ConfigError(
                 f"settings need 0 <= ladder_step_up_pressure ({self.ladder_step_up_pressure}) "
                 f"< ladder_step_down_pressure ({self.ladder_step_down_pressure})"
             )
-        if not isinstance(self.ladder_utilization_target, int | float) or not 0 <= self.ladder_utilization_target <= 1:
-            target = self.ladder_utilization_target
-            raise ConfigError(f"setting ladder_utilization_target must be in [0, 1], got {target!r}")
-        if not isinstance(self.ladder_parallelism, int | float) or not 0 < self.ladder_parallelism <= 1024:
-            raise ConfigError(f"setting ladder_parallelism must be in (0, 1024], got {self.ladder_parallelism!r}")
-        if not isinstance(self.gil_switch_interval_ms, int | float) or not 0.01 <= self.gil_switch_interval_ms <= 100:
-            value = self.gil_switch_interval_ms
-            raise ConfigError(f"setting gil_switch_interval_ms must be in [0.01, 100], got {value!r}")
-        if not isinstance(self.shed_loop_lag_ms, int | float) or not 0 <= self.shed_loop_lag_ms <= 60_000:
-            raise ConfigError(f"setting shed_loop_lag_ms must be in [0, 60000], got {self.shed_loop_lag_ms!r}")
-        if not isinstance(self.inline_search_max_ms, int | float) or not 0 <= self.inline_search_max_ms <= 50:
-            raise ConfigError(f"setting inline_search_max_ms must be in [0, 50], got {self.inline_search_max_ms!r}")
-        if not 0 <= self.ladder_step_up_hold_s < float("inf"):
-            raise ConfigError(f"setting ladder_step_up_hold_s must be >= 0 seconds, got {self.ladder_step_up_hold_s}")
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"setting redis_url must be a redis://, rediss:// or unix:// URL, got {self.redis_url!r}")
 
@@ -234,6 +160,83 @@ class Settings:
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
         return cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
+
+
+@dataclass(frozen=True, slots=True)
+class _Range:
+    """What one numeric setting may be: within ``lo`` .. ``hi`` (either end open or closed),
+    an integer when ``integer``, or unset when ``optional``; ``says`` is how the error puts it."""
+
+    says: str
+    lo: float = 0.0
+    hi: float = math.inf
+    lo_open: bool = False
+    hi_open: bool = True
+    integer: bool = False
+    optional: bool = False
+
+    def check(self, name: str, value: object) -> None:
+        if value is None and self.optional:
+            return
+        number = isinstance(value, int) if self.integer else isinstance(value, int | float)
+        if isinstance(value, bool) or not number:
+            raise ConfigError(f"setting {name} must be {self.says}, got {value!r}")
+        x = float(value)  # type: ignore[arg-type]  # an int or a float, checked above
+        above = x > self.lo if self.lo_open else x >= self.lo
+        below = x < self.hi if self.hi_open else x <= self.hi
+        if not (above and below):
+            raise ConfigError(f"setting {name} must be {self.says}, got {value!r}")
+
+
+_POSITIVE_INT = _Range("a positive integer", lo=0, lo_open=True, integer=True)
+_COUNT = _Range("a non-negative integer (0 = off)", integer=True)
+_SECONDS = _Range("a positive number of seconds", lo=0, lo_open=True)
+_RATE = _Range("a positive number or unset", lo=0, lo_open=True, optional=True)
+_FRACTION = _Range("in [0, 1]", hi=1, hi_open=False)
+
+# Every numeric setting's range; relations between settings are checked in Settings.__post_init__.
+_RANGES: dict[str, _Range] = {
+    **dict.fromkeys(
+        (
+            "workers",
+            "max_query_chars",
+            "max_k",
+            "default_k",
+            "max_body_bytes",
+            "max_events_per_batch",
+            "max_id_chars",
+            "lexical_candidates",
+            "dense_candidates",
+            "batch_max_size",
+            "deadline_ms",
+            "deadline_min_ms",
+            "deadline_max_ms",
+            "max_in_flight",
+        ),
+        _POSITIVE_INT,
+    ),
+    "port": _Range("in 0..65535", hi=65535, hi_open=False, integer=True),
+    "threads": _Range("a positive integer or unset", lo=0, lo_open=True, integer=True, optional=True),
+    "max_queued": _Range("a non-negative integer", integer=True),
+    **dict.fromkeys(("embedding_cache_entries", "result_cache_entries"), _COUNT),
+    **dict.fromkeys(
+        ("registry_poll_s", "drain_timeout_s", "batch_target_s", "embedding_cache_ttl_s", "result_cache_ttl_s"),
+        _SECONDS,
+    ),
+    "batch_wait_s": _Range("in [0, 1] seconds", hi=1, hi_open=False),
+    **dict.fromkeys(
+        ("rate_limit_anonymous_per_s", "rate_limit_anonymous_burst", "rate_limit_key_default_per_s"), _RATE
+    ),
+    "rate_limit_burst_factor": _Range("in [1, 3600]", lo=1, hi=3600, hi_open=False),
+    **dict.fromkeys(("audit_search_sample_rate", "quality_loss_budget", "ladder_utilization_target"), _FRACTION),
+    "ladder_step_up_pressure": _Range("a number >= 0"),
+    "ladder_step_down_pressure": _Range("a positive number", lo=0, lo_open=True),
+    "ladder_step_up_hold_s": _Range(">= 0 seconds"),
+    "ladder_parallelism": _Range("in (0, 1024]", lo=0, lo_open=True, hi=1024, hi_open=False),
+    "gil_switch_interval_ms": _Range("in [0.01, 100]", lo=0.01, hi=100, hi_open=False),
+    "shed_loop_lag_ms": _Range("in [0, 60000]", hi=60_000, hi_open=False),
+    "inline_search_max_ms": _Range("in [0, 50]", hi=50, hi_open=False),
+}
 
 
 def _coerce(name: str, value: Any, hint: Any) -> Any:

@@ -57,3 +57,25 @@ def test_settings_are_frozen() -> None:
     s = Settings.load(environ={})
     with pytest.raises(AttributeError):
         s.port = 1  # type: ignore[misc]
+
+
+def test_every_numeric_setting_has_a_range_and_its_ends_hold() -> None:
+    """A new numeric field cannot skip validation: the range table names every one."""
+    import dataclasses
+    import typing
+
+    from shoprec.settings import _RANGES
+
+    hints = typing.get_type_hints(Settings)
+    numeric = {
+        f.name
+        for f in dataclasses.fields(Settings)
+        if hints[f.name] in (int, float) or {int, float} & set(typing.get_args(hints[f.name]))
+    }
+    assert numeric == set(_RANGES)
+    for name, value in [("workers", True), ("workers", 1.5), ("max_queued", -1), ("threads", 0), ("port", 70000)]:
+        with pytest.raises(ConfigError, match=f"setting {name} must be"):
+            Settings(**{name: value})
+    assert Settings(port=0, threads=None, max_queued=0, quality_loss_budget=1.0, ladder_parallelism=1024).port == 0
+    with pytest.raises(ConfigError, match=r"ladder_parallelism must be in \(0, 1024\], got 0"):
+        Settings(ladder_parallelism=0)
