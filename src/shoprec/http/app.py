@@ -281,6 +281,7 @@ def create_app(
     app.state.loop_lag = loop_lag
     app.state.authenticator = Authenticator(keys, anonymous_read=settings.anonymous_read)
     overload = Overload.from_settings(settings)
+    overload.gate.shedding_upstream = lambda: loop_lag.overloaded  # the front door refuses: step down
     app.state.overload = overload
     # after authentication, which leaves the caller's key on request.state
     search_role = [Depends(require_role("search")), Depends(overload.rate_limit)]
