@@ -119,6 +119,7 @@ class AdmissionGate:
         self._inline_cpu_s = 0.0  # searches run on the event loop thread since the last update
         self._served = 0
         self._rate_index = 0
+        self._rate_busy_s = -math.inf  # the last time the arrival rate needed the current level or a cheaper one
         # True while requests are being refused before they reach the gate (the front door's
         # loop-lag shedder): the arrivals the gate sees then undercount the load
         self.shedding_upstream: Callable[[], bool] = lambda: False
@@ -233,7 +234,7 @@ class AdmissionGate:
             return 0
         levels = self.policy.levels
         if self.shedding_upstream():  # overloaded beyond what admission sees: the cheapest level
-            self._rate_index = len(levels) - 1
+            self._rate_index, self._rate_busy_s = len(levels) - 1, now
             return self._rate_index
         rate = self.arrival_rate(now)
         self._update_overhead(now)
@@ -247,6 +248,12 @@ class AdmissionGate:
                 (i for i in range(fits, self._rate_index) if rate * (levels[i].p50_ms + extra) <= 0.8 * budget_ms),
                 self._rate_index,
             )
+        if fits >= self._rate_index:
+            self._rate_busy_s = now
+        elif now - self._rate_busy_s < self.thresholds.step_up_hold_s:
+            # ... and calm for step_up_hold_s: an event loop stalled by a burst reads few
+            # requests, and that lull in arrivals must not bring the expensive level back
+            fits = self._rate_index
         self._rate_index = fits
         return fits
 

@@ -219,10 +219,26 @@ def test_arrival_rate_steps_down_before_queues_form_and_back_up_with_headroom() 
     burst = _admit_at_rate(g, clock, 100, 2)
     assert burst[-1] == "bm25" and "hybrid" in burst  # steps down as the measured rate climbs
     assert g.running == 0 and g.shed_total == 0  # nothing queued or shed: the ladder absorbed it
-    assert _admit_at_rate(g, clock, 35, 2)[-1] == "hybrid"
+    calmer = _admit_at_rate(g, clock, 35, 5)
+    assert calmer[-1] == "hybrid"
+    # back up only after step_up_hold_s (2 s) of a rate the better level fits
+    assert calmer.index("hybrid") >= 2 * 35
     # 24/s would fit full (480 ms of 500) but not with 20 % headroom: stay on hybrid, no flapping.
-    assert _admit_at_rate(g, clock, 24, 2)[-1] == "hybrid"
-    assert _admit_at_rate(g, clock, 10, 2)[-1] == "full"
+    assert _admit_at_rate(g, clock, 24, 5)[-1] == "hybrid"
+    assert _admit_at_rate(g, clock, 10, 5)[-1] == "full"
+
+
+def test_a_lull_inside_a_burst_does_not_bring_the_expensive_level_back() -> None:
+    """A stalled event loop reads few requests for a moment: the gate sees a lull in arrivals
+    (the short-window rate falls back to the 2 s average) but stays down for the hold."""
+    clock = FakeClock()
+    g = rate_gate(clock, parallelism=1.0)
+    assert _admit_at_rate(g, clock, 10, 5)[-1] == "full"
+    assert _admit_at_rate(g, clock, 400, 0.05)[-1] == "bm25"  # a burst from idle
+    clock.now += 0.3  # the loop stalls: nothing reaches the gate
+    assert set(_admit_at_rate(g, clock, 5, 1)) == {"bm25"}  # a trickle, well within full's budget
+    clock.now += 2.0
+    assert _admit_at_rate(g, clock, 5, 0.5)[-1] == "full"  # calm for the hold: back to full
 
 
 def test_arrival_rate_rule_off_by_zero_target_and_validated() -> None:
@@ -336,8 +352,8 @@ def test_an_explicit_pipeline_runs_inline_when_the_ladder_measured_it_cheap() ->
 
 def test_while_the_front_door_sheds_the_ladder_serves_its_cheapest_level() -> None:
     """Refused requests never reach the gate, so the arrivals it sees undercount the load:
-    while requests are refused upstream it serves the cheapest level; the arrival rate decides
-    again once the refusals stop."""
+    while requests are refused upstream it serves the cheapest level, and climbs back only
+    after step_up_hold_s without refusals."""
     clock = FakeClock()
     g = rate_gate(clock, parallelism=1.0)
     shedding = [False]
@@ -346,4 +362,5 @@ def test_while_the_front_door_sheds_the_ladder_serves_its_cheapest_level() -> No
     shedding[0] = True
     assert set(_admit_at_rate(g, clock, 5, 0.5)) == {"bm25"}  # a trickle gets through: still cheapest
     shedding[0] = False
+    assert set(_admit_at_rate(g, clock, 5, 1.5)) == {"bm25"}  # within the hold
     assert _admit_at_rate(g, clock, 5, 1)[-1] == "full"
