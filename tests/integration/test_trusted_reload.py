@@ -111,6 +111,9 @@ def served(
         audit_log=tmp_path / "audit.jsonl",
         audit_search_sample_rate=0.25,
         ladder_utilization_target=0.0,  # four clients hammering: this test is about swaps, not the ladder
+        # ... nor the loop-lag shedder: the clients are threads of this process, whose GIL the
+        # server's loop shares, so the loop lags for them (the shedder has tests of its own)
+        shed_loop_lag_ms=0,
     )
     import random
 
