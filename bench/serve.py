@@ -492,7 +492,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--start-rate-trivial", type=float, default=200.0, help="first rate for /healthz")
     ap.add_argument("--connections", type=int, default=256)
     ap.add_argument(
-        "--max-rate", type=float, default=25600.0, help="the sweeps stop doubling here (the generator's own limit)"
+        "--max-rate",
+        type=float,
+        default=25600.0,
+        help="the sweeps stop doubling here (past it the generator itself falls behind)",
     )
     ap.add_argument(
         "--workers",

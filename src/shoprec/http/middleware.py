@@ -108,7 +108,7 @@ class FrontDoorShedder:
         self.retry_after_s = retry_after_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # the path first: only a model-backed request asks (and so starts a shedding hold)
+        # the path first: health checks and other cheap routes are never refused, nor draw
         if scope["type"] == "http" and str(scope.get("path", "")).startswith(self.paths) and self.monitor.should_shed():
             self.monitor.shed_total += 1
             detail = f"overloaded: the server is {self.monitor.lag_ms:.0f} ms behind; retry in {self.retry_after_s} s"

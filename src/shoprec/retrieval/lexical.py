@@ -96,7 +96,7 @@ class LexicalIndex:
 
         The best rows are looked for among the query tokens' postings (a few thousand
         entries), not by scanning the catalog-sized score array for the ones above zero."""
-        ids = [self._vocab[t] for t in analyze(query) if t in self._vocab]
+        ids = [self._vocab[t] for t in self.query_tokens(query)]
         if not ids:
             return np.zeros(self.n_docs, dtype=np.float32), np.zeros(0, dtype=np.int64)
         scores = np.asarray(self._model.get_scores_from_ids(ids), dtype=np.float32)
@@ -107,7 +107,8 @@ class LexicalIndex:
         if allowed is not None:
             rows = rows[allowed[rows]]
         values = scores[rows]
-        rows, values = rows[values > 0], values[values > 0]
+        positive = values > 0
+        rows, values = rows[positive], values[positive]
         if n <= 0 or not len(rows):
             return scores, np.zeros(0, dtype=np.int64)
         want = n * len(spans)  # n distinct rows are among the best n x (tokens) postings
