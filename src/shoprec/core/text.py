@@ -12,6 +12,10 @@ import unicodedata
 from collections.abc import Callable, Iterable
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+# the ranges _is_cjk accepts, for a one-pass check that a text holds none
+_CJK = re.compile(
+    "[\u4e00-\u9fff\u3400-\u4dbf\U00020000-\U0002fa1f\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af\u1100-\u11ff]"
+)
 
 
 def _is_cjk(ch: str) -> bool:
@@ -59,7 +63,15 @@ def tokenize(text: str, stem: Callable[[str], str] | None = None) -> list[str]:
     ['无', '线', '电', '钻', '无线', '线电', '电钻']
     """
     out: list[str] = []
-    for match in _WORD.finditer(normalize(text)):
+    text = normalize(text)
+    if _CJK.search(text) is None:  # the common case: every word is one non-CJK run
+        for run in _WORD.findall(text):
+            if run.isdigit() or len(run) == 1 and not run.isalnum():
+                out.append(run)
+            else:
+                out.append(stem(run) if stem is not None else run)
+        return out
+    for match in _WORD.finditer(text):
         for run in _split_word(match.group(0)):
             if _is_cjk(run[0]):
                 out.extend(run)

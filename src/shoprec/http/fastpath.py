@@ -25,9 +25,9 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
-from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -110,8 +110,9 @@ def parse_search(query_string: bytes, deadline_header: bytes | None, settings: S
     (the route then answers, with its own 422 where something is wrong). Unknown parameters
     are ignored, as the route ignores them. Pure: the same bytes give the same answer."""
     s = settings
-    params = QueryParams(query_string)  # Starlette's own parsing, as the route sees it
-    items = params.multi_items()
+    # Starlette's QueryParams parsing (the route's), without its multi-dict
+    items = parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)
+    params = dict(items)
     if len(items) != len(params) or "q" not in params:
         return None  # a repeated parameter (the route takes the last one): leave it to the route
     get = params.get

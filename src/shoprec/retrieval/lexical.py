@@ -12,10 +12,12 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import bm25s
+import numba
 import numpy as np
 import numpy.typing as npt
 import Stemmer
@@ -52,6 +54,11 @@ class LexicalIndex:
         self._model = model
         self.n_docs = n_docs
         self._vocab: dict[str, int] = model.vocab_dict
+        index = model.scores
+        self._indptr = np.ascontiguousarray(index["indptr"], dtype=np.int64)
+        self._indices = np.ascontiguousarray(index["indices"])
+        self._data = np.ascontiguousarray(index["data"], dtype=np.float32)
+        self._scratch = threading.local()  # per thread: a zeroed catalog-sized accumulator
 
     @classmethod
     def build(
@@ -120,6 +127,32 @@ class LexicalIndex:
         order = np.lexsort((rows, -scores[rows]))[:n]
         return scores, rows[order]
 
+    def top(
+        self, query: str, n: int, allowed: npt.NDArray[np.bool_] | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+        """The ``n`` best rows for ``query`` with a positive score (and ``allowed`` where given),
+        best first, ties by lower row, and their scores: the same rows and bit-identical scores
+        as :meth:`search`, without a catalog-sized score array. Only the query tokens'
+        postings are read, by a compiled kernel that releases the GIL (:func:`_top_rows`)."""
+        ids = [self._vocab[t] for t in self.query_tokens(query)]
+        if not ids or n <= 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        acc = getattr(self._scratch, "acc", None)
+        if acc is None:
+            acc = self._scratch.acc = np.zeros(self.n_docs, dtype=np.float32)
+        rows, scores = _top_rows(
+            self._indptr,
+            self._indices,
+            self._data,
+            np.array(ids, dtype=np.int64),
+            np.array(list(dict.fromkeys(ids)), dtype=np.int64),
+            _ALL if allowed is None else allowed,
+            allowed is not None,
+            acc,
+            n,
+        )
+        return rows, scores
+
     def token_in(self, token: str, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         """Whether one analysed token scores in each of the given rows (read from the index's
         per-token posting list, not by scoring the whole catalog)."""
@@ -130,3 +163,44 @@ class LexicalIndex:
         start, end = int(index["indptr"][tid]), int(index["indptr"][tid + 1])
         docs = index["indices"][start:end]
         return np.isin(rows, docs[index["data"][start:end] > 0])
+
+
+_ALL = np.ones(1, dtype=np.bool_)  # stands for "no filter" in :func:`_top_rows`
+
+
+@numba.njit(cache=True, nogil=True)
+def _top_rows(indptr, indices, data, ids, distinct, allowed, filtered, acc, n):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+    """Sum the tokens' postings into ``acc`` (in ``ids``' order, repeats included, as bm25s
+    does: the same float32 sums), keep the ``n`` best positive rows in a small sorted buffer
+    (ties by lower row), and zero ``acc`` again where it was written."""
+    for t in ids:
+        for p in range(indptr[t], indptr[t + 1]):
+            acc[indices[p]] += data[p]
+    rows = np.empty(n, dtype=np.int64)
+    vals = np.empty(n, dtype=np.float32)
+    count = 0
+    for t in distinct:
+        for p in range(indptr[t], indptr[t + 1]):
+            r = indices[p]
+            v = acc[r]
+            if v <= 0:  # no score, or seen through an earlier token (marked below)
+                continue
+            acc[r] = -v
+            if filtered and not allowed[r]:
+                continue
+            if count == n and (v < vals[n - 1] or v == vals[n - 1] and r > rows[n - 1]):
+                continue
+            j = count if count < n else n - 1
+            while j > 0 and (vals[j - 1] < v or vals[j - 1] == v and rows[j - 1] > r):
+                if j < n:
+                    rows[j] = rows[j - 1]
+                    vals[j] = vals[j - 1]
+                j -= 1
+            rows[j] = r
+            vals[j] = v
+            if count < n:
+                count += 1
+    for t in distinct:
+        for p in range(indptr[t], indptr[t + 1]):
+            acc[indices[p]] = 0.0
+    return rows[:count], vals[:count]

@@ -95,6 +95,11 @@ class AcceleratedSearch:
     def cached(self, key: ResultKey) -> CachedResult | None:
         return self.cache.get_result(key)
 
+    @property
+    def results_cached(self) -> bool:
+        """Whether results are cached at all (else there is no key worth computing)."""
+        return self.cache.results_enabled
+
     async def search(
         self,
         service: SearchService,
@@ -113,9 +118,6 @@ class AcceleratedSearch:
         loop) thread — for work measured cheaper than the hop to a worker thread and back."""
         t0 = self._clock()
         timings: dict[str, float] = {}
-        key = self.key(
-            service, query, k=k, filters=filters, pipeline=pipeline, effort=effort, explain=explain, user_id=user_id
-        )
 
         async def compute() -> CachedResult:
             qvec: FloatArray | None = None
@@ -140,7 +142,13 @@ class AcceleratedSearch:
             timings.update({name: v for name, v in result.timings_ms.items() if name != "total_ms"})
             return CachedResult(tuple(result.hits), result.pipeline, result.ranker, result.personalized, level)
 
-        value, from_cache = await self.cache.result(key, compute)
+        if self.cache.results_enabled:
+            key = self.key(
+                service, query, k=k, filters=filters, pipeline=pipeline, effort=effort, explain=explain, user_id=user_id
+            )
+            value, from_cache = await self.cache.result(key, compute)
+        else:  # no result cache: no key to compute, nothing to look up or coalesce
+            value, from_cache = await compute(), False
         timings["total_ms"] = (self._clock() - t0) * 1000
         return value, from_cache, timings
 

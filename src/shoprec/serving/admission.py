@@ -28,8 +28,8 @@ import collections
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import cast
 
@@ -213,15 +213,16 @@ class AdmissionGate:
         costs leave out; smoothed (EWMA 0.5)."""
         if self.cpu_clock is None:
             return
+        mark = self._overhead_mark
+        if mark is not None and (now - mark[0] < self.overhead_interval_s or self._served < 20):
+            return  # not due: the CPU clock (a system call) is not read
         cpu = self.cpu_clock()
-        if self._overhead_mark is None:
+        if mark is None:
             self._overhead_mark = (now, cpu)
             self._served = 0
             self._inline_cpu_s = 0.0
             return
-        wall0, cpu0 = self._overhead_mark
-        if now - wall0 < self.overhead_interval_s or self._served < 20:
-            return
+        cpu0 = mark[1]
         sample = min(max(0.0, (cpu - cpu0 - self._inline_cpu_s) * 1000.0 / self._served), 100.0)
         self.overhead_ms = sample if self.overhead_ms == 0.0 else 0.5 * self.overhead_ms + 0.5 * sample
         self._overhead_mark = (now, cpu)
@@ -276,9 +277,12 @@ class AdmissionGate:
             retry_after_s=self.retry_after_s(),
         )
 
-    @asynccontextmanager
-    async def admit(self, deadline: Deadline) -> AsyncIterator[LadderLevel]:
-        """Hold a slot for the body of the ``async with``; yields the level to serve."""
+    def admit(self, deadline: Deadline) -> _Admission:
+        """``async with gate.admit(deadline) as level``: holds a slot for the body of the
+        ``async with`` and gives the level to serve."""
+        return _Admission(self, deadline)
+
+    async def _enter(self, deadline: Deadline) -> LadderLevel:
         now = self.clock()
         self._arrivals.append(now)
         if deadline.remaining_ms(now) <= 0:
@@ -287,17 +291,13 @@ class AdmissionGate:
         if self.running < self.max_in_flight and not self._waiters:
             level = self._level_for(deadline, now)
             self.running += 1
-        else:
-            await self._wait_for_slot(deadline, now)
-            try:
-                level = self._level_for(deadline, self.clock())
-            except BaseException:
-                self._release()
-                raise
+            return level
+        await self._wait_for_slot(deadline, now)
         try:
-            yield level
-        finally:
+            return self._level_for(deadline, self.clock())
+        except BaseException:
             self._release()
+            raise
 
     async def _wait_for_slot(self, deadline: Deadline, now: float) -> None:
         if len(self._waiters) >= self.max_queued:
@@ -336,3 +336,20 @@ class AdmissionGate:
                 slot.set_result(None)  # ``running`` stays: the slot changes hands
                 return
         self.running -= 1
+
+
+class _Admission:
+    """The ``async with`` of :meth:`AdmissionGate.admit` (a plain class: a generator-based
+    context manager costs several times more, on every request)."""
+
+    __slots__ = ("_deadline", "_gate")
+
+    def __init__(self, gate: AdmissionGate, deadline: Deadline) -> None:
+        self._gate = gate
+        self._deadline = deadline
+
+    async def __aenter__(self) -> LadderLevel:
+        return await self._gate._enter(self._deadline)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._gate._release()

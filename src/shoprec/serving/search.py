@@ -303,10 +303,10 @@ class SearchService:
         followed by the final top-k, for about half the work of the cheapest ladder level."""
         t = self._clock()
         n_lexical = (effort.lexical_candidates if effort else None) or self.lexical_candidates
-        bm25_all, rows = self.bundle.lexical.search(query, min(k, n_lexical), allowed)
+        rows, scores = self.bundle.lexical.top(query, min(k, n_lexical), allowed)
         timings["retrieve_ms"] = (self._clock() - t) * 1000
         products = self.bundle.catalog.products
-        return [Hit(products[row].id, score) for row, score in zip(rows.tolist(), bm25_all[rows].tolist(), strict=True)]
+        return [Hit(products[row].id, score) for row, score in zip(rows.tolist(), scores.tolist(), strict=True)]
 
 
 def _rank_or_none(r: float) -> float:

@@ -28,3 +28,12 @@ def test_char_ngrams_tolerate_typos() -> None:
     assert jaccard(a, b) > 0.5
     assert jaccard(a, char_ngrams("sofa")) == 0.0
     assert jaccard([], ["x"]) == 0.0
+
+
+def test_texts_without_cjk_tokenize_as_the_per_character_path_does() -> None:
+    # a text with no CJK character takes a one-pass branch; appending a CJK word sends the
+    # same text through the per-character splitting, whose latin tokens must be the same
+    texts = ["Cordless DRILL, 18V!", "1/2 in. x 10 ft. PVC", "é-ß Ｃordless_x 3 a", "", "  -  ", "größe 2x4 émail"]
+    stem = str.upper
+    for text in texts:
+        assert tokenize(text + " 电", stem=stem) == [*tokenize(text, stem=stem), "电"]

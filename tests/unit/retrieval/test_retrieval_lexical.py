@@ -57,3 +57,22 @@ def test_search_finds_the_best_rows_as_sorting_every_score_would() -> None:
                 assert rows.tolist() == expected[:n].tolist(), (query, n, allowed)
     _, rows = index.search("cordless drill", 2)
     assert rows.tolist() == [0, 7]  # the two identical texts, in row order
+
+
+def test_top_gives_the_rows_and_scores_of_a_full_search() -> None:
+    """``top`` reads only the postings: the same rows as ``search`` and exactly the scores of
+    full scoring, on a corpus where many rows tie and postings are long, and its accumulator
+    is clean again after every query."""
+    rng = np.random.default_rng(7)
+    words = ["drill", "hose", "garden", "oak", "table", "cordless", "bit", "reel", "lamp", "saw"]
+    texts = [" ".join(rng.choice(words, size=rng.integers(1, 6))) for _ in range(400)]
+    index = LexicalIndex.build(texts)
+    queries = ["drill", "garden hose", "hose hose garden", "saw lamp oak table", "absent", "drill absent", "bit bit"]
+    for query in queries:
+        for allowed in (None, rng.random(len(texts)) < 0.5, np.zeros(len(texts), dtype=bool)):
+            scores, expected = index.search(query, 10_000, allowed)
+            for n in (0, 1, 3, 10, 50, 10_000):
+                rows, got = index.top(query, n, allowed)
+                assert rows.tolist() == expected[:n].tolist(), (query, n)
+                np.testing.assert_array_equal(got, scores[rows])
+            assert not index._scratch.acc.any()
