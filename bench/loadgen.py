@@ -235,6 +235,7 @@ async def sweep(
     target_ms: float = P99_TARGET_MS,
     log: bool = True,
     warmup_s: float = 0.0,
+    first_warmup_s: float = 0.0,
 ) -> list[dict[str, object]]:
     """Step the rate up; with no explicit ``rates``, double until the server falls behind the
     offered rate, then bisect ``refine`` times between the highest passing rate and the next
@@ -247,7 +248,9 @@ async def sweep(
 
     async def measure(rate: float) -> dict[str, object]:
         nonlocal offset
-        warm = int(round(rate * warmup_s))
+        # the first step warms longer: a freshly started server's first seconds (lazy
+        # initialisation, cold caches, an idle VM's vCPUs) are not its steady state
+        warm = int(round(rate * (max(warmup_s, first_warmup_s) if not rows else warmup_s)))
         n = warm + max(1, int(round(rate * duration_s)))
         if mode == "zipf":
             qs = zipf_stream(queries, n, seed=seed + len(rows))
@@ -341,6 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--refine", type=int, default=2)
     ap.add_argument("--duration-s", type=float, default=8.0)
     ap.add_argument("--warmup-s", type=float, default=1.0, help="uncounted load at each step's rate before it")
+    ap.add_argument("--first-warmup-s", type=float, default=5.0, help="the same before the first step")
     ap.add_argument("--connections", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
@@ -367,6 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             connections=args.connections,
             seed=args.seed,
             warmup_s=args.warmup_s,
+            first_warmup_s=args.first_warmup_s,
         )
     )
     out = {"throughput_rps": throughput(rows), "rows": rows, "wall_s": round(time.perf_counter() - t0, 1)}

@@ -180,6 +180,7 @@ def run_loadgen(port: int, args: argparse.Namespace, *, path: str, mode: str, qu
 def loadgen_args(args: argparse.Namespace, path: str, mode: str, queries_file: Path) -> list[str]:
     a = ["--path", path, "--mode", mode, "--queries-file", str(queries_file)]
     a += ["--duration-s", str(args.duration_s), "--warmup-s", str(args.warmup_s)]
+    a += ["--first-warmup-s", str(args.first_warmup_s)]
     a += ["--connections", str(args.connections), "--seed", str(args.seed), "--max-rate", str(args.max_rate)]
     if args.rates:
         a += ["--rates", args.rates]
@@ -361,6 +362,7 @@ def benchmark(
         "p99_target_ms": loadgen.P99_TARGET_MS,
         "duration_s_per_rate": args.duration_s,
         "warmup_s_per_rate": args.warmup_s,
+        "warmup_s_first_rate": args.first_warmup_s,
         "cpus": os.cpu_count(),
         "workers": args.workers,
         "max_rate": args.max_rate,
@@ -486,6 +488,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--duration-s", type=float, default=8.0, help="seconds of load per rate step")
     ap.add_argument(
         "--warmup-s", type=float, default=1.0, help="seconds of the same load before each step, not counted"
+    )
+    ap.add_argument(
+        "--first-warmup-s",
+        type=float,
+        default=5.0,
+        help="the same before each system's first step (a fresh server's first seconds are not its steady state)",
     )
     ap.add_argument("--rates", help="comma-separated rates for every system (default: step up adaptively)")
     ap.add_argument("--start-rate-model", type=float, default=10.0, help="first rate for model-backed systems")

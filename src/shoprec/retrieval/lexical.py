@@ -13,6 +13,7 @@ import functools
 import json
 import logging
 import threading
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -59,6 +60,12 @@ class LexicalIndex:
         self._indices = np.ascontiguousarray(index["indices"])
         self._data = np.ascontiguousarray(index["data"], dtype=np.float32)
         self._scratch = threading.local()  # per thread: a zeroed catalog-sized accumulator
+        # each token's highest score (the bound that lets top() skip most common-token postings)
+        lengths = np.diff(self._indptr)
+        self._max_impact = np.zeros(len(lengths), dtype=np.float32)
+        nonempty = lengths > 0
+        if nonempty.any():
+            self._max_impact[nonempty] = np.maximum.reduceat(self._data, self._indptr[:-1][nonempty])
 
     @classmethod
     def build(
@@ -132,23 +139,30 @@ class LexicalIndex:
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """The ``n`` best rows for ``query`` with a positive score (and ``allowed`` where given),
         best first, ties by lower row, and their scores: the same rows and bit-identical scores
-        as :meth:`search`, without a catalog-sized score array. Only the query tokens'
-        postings are read, by a compiled kernel that releases the GIL (:func:`_top_rows`)."""
+        as :meth:`search`, without a catalog-sized score array: a compiled kernel that
+        releases the GIL reads the query tokens' postings and skips most of the common
+        tokens' (:func:`_top_rows`)."""
         ids = [self._vocab[t] for t in self.query_tokens(query)]
         if not ids or n <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        acc = getattr(self._scratch, "acc", None)
+        scratch = self._scratch
+        acc = getattr(scratch, "acc", None)
         if acc is None:
-            acc = self._scratch.acc = np.zeros(self.n_docs, dtype=np.float32)
+            acc = scratch.acc = np.zeros(self.n_docs, dtype=np.float32)
+            scratch.rows = np.empty(self.n_docs, dtype=np.int64)
+        counts = Counter(ids)  # in first-seen order
         rows, scores = _top_rows(
             self._indptr,
             self._indices,
             self._data,
+            self._max_impact,
             np.array(ids, dtype=np.int64),
-            np.array(list(dict.fromkeys(ids)), dtype=np.int64),
+            np.array(list(counts), dtype=np.int64),
+            np.array(list(counts.values()), dtype=np.float32),
             _ALL if allowed is None else allowed,
             allowed is not None,
             acc,
+            scratch.rows,
             n,
         )
         return rows, scores
@@ -166,41 +180,124 @@ class LexicalIndex:
 
 
 _ALL = np.ones(1, dtype=np.bool_)  # stands for "no filter" in :func:`_top_rows`
+_SLACK = 1e-4  # relative margin on every bound: partial sums are rounded in another order
 
 
 @numba.njit(cache=True, nogil=True)
-def _top_rows(indptr, indices, data, ids, distinct, allowed, filtered, acc, n):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
-    """Sum the tokens' postings into ``acc`` (in ``ids``' order, repeats included, as bm25s
-    does: the same float32 sums), keep the ``n`` best positive rows in a small sorted buffer
-    (ties by lower row), and zero ``acc`` again where it was written."""
-    for t in ids:
-        for p in range(indptr[t], indptr[t + 1]):
-            acc[indices[p]] += data[p]
-    rows = np.empty(n, dtype=np.int64)
-    vals = np.empty(n, dtype=np.float32)
+def _kth_best(acc, rows, count, n):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+    """The ``n``-th largest ``acc[r]`` over the first ``count`` of ``rows`` (0 with fewer)."""
+    if count < n:
+        return 0.0
+    best = np.zeros(n, dtype=np.float64)  # descending
+    for i in range(count):
+        v = acc[rows[i]]
+        if v <= best[n - 1]:
+            continue
+        j = n - 1
+        while j > 0 and best[j - 1] < v:
+            best[j] = best[j - 1]
+            j -= 1
+        best[j] = v
+    return best[n - 1]
+
+
+@numba.njit(cache=True, nogil=True)
+def _score_in(indptr, indices, data, t, r):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+    """Token ``t``'s score in row ``r`` (0 when absent), by binary search of its row-sorted postings."""
+    start, end = indptr[t], indptr[t + 1]
+    p = start + np.searchsorted(indices[start:end], r)
+    if p < end and indices[p] == r:
+        return data[p]
+    return np.float32(0.0)
+
+
+@numba.njit(cache=True, nogil=True)
+def _top_rows(indptr, indices, data, maxes, ids, distinct, weights, allowed, filtered, acc, cand, n):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202, PLR0913
+    """Exact top ``n`` with MaxScore-style pruning (term at a time).
+
+    Tokens go by their highest possible contribution (``weights`` x ``maxes``), most first;
+    each one's postings are summed into ``acc`` (touched rows listed in ``cand``) until the
+    n-th best partial sum is above what all the remaining tokens together could add to a row
+    not yet seen. The remaining tokens only refine the candidates that can still reach the top
+    (their score looked up by binary search), and the survivors are scored exactly: summed in
+    ``ids``' order, repeats included, in float32, as bm25s sums them. ``acc`` is zeroed again
+    where it was written."""
+    m = len(distinct)
+    bound = np.empty(m, dtype=np.float64)
+    for j in range(m):
+        bound[j] = weights[j] * maxes[distinct[j]]
+    order = np.argsort(-bound)
+    suffix = np.zeros(m + 1, dtype=np.float64)  # what tokens order[j:] could add at most
+    for j in range(m - 1, -1, -1):
+        suffix[j] = suffix[j + 1] + bound[order[j]]
+    lo, hi = 1.0 - _SLACK, 1.0 + _SLACK
     count = 0
-    for t in distinct:
+    theta = 0.0
+    jj = 0
+    while jj < m and not (count >= n and theta * lo > suffix[jj] * hi):
+        t, w = distinct[order[jj]], weights[order[jj]]
         for p in range(indptr[t], indptr[t + 1]):
             r = indices[p]
-            v = acc[r]
-            if v <= 0:  # no score, or seen through an earlier token (marked below)
-                continue
-            acc[r] = -v
             if filtered and not allowed[r]:
                 continue
-            if count == n and (v < vals[n - 1] or v == vals[n - 1] and r > rows[n - 1]):
-                continue
-            j = count if count < n else n - 1
-            while j > 0 and (vals[j - 1] < v or vals[j - 1] == v and rows[j - 1] > r):
-                if j < n:
-                    rows[j] = rows[j - 1]
-                    vals[j] = vals[j - 1]
-                j -= 1
-            rows[j] = r
-            vals[j] = v
-            if count < n:
+            if acc[r] == 0:
+                cand[count] = r
                 count += 1
-    for t in distinct:
-        for p in range(indptr[t], indptr[t + 1]):
-            acc[indices[p]] = 0.0
-    return rows[:count], vals[:count]
+            acc[r] += w * data[p]
+        jj += 1
+        # the n-th best partial sum is at most what the tokens so far could add: look for it
+        # only once that could beat what the remaining ones could
+        if jj < m and (suffix[0] - suffix[jj]) * hi > suffix[jj] * lo:
+            theta = _kth_best(acc, cand, count, n)
+    if jj == m:
+        theta = _kth_best(acc, cand, count, n)
+    # rows outside ``cand`` cannot reach the top n; refine the candidates that still can
+    alive = np.empty(count, dtype=np.int64)
+    live = 0
+    for i in range(count):
+        if acc[cand[i]] + suffix[jj] * hi >= theta * lo:
+            alive[live] = cand[i]
+            live += 1
+    for kk in range(jj, m):
+        t, w = distinct[order[kk]], weights[order[kk]]
+        start, end = indptr[t], indptr[t + 1]
+        if live * np.log2(end - start + 2) < end - start:  # a binary search per candidate
+            for i in range(live):
+                acc[alive[i]] += w * _score_in(indptr, indices, data, t, alive[i])
+        else:  # cheaper to walk the postings: they update every touched row (pruned ones too)
+            for p in range(start, end):
+                r = indices[p]
+                if acc[r] != 0:
+                    acc[r] += w * data[p]
+        theta = _kth_best(acc, alive, live, n)
+        kept = 0
+        for i in range(live):
+            if acc[alive[i]] + suffix[kk + 1] * hi >= theta * lo:
+                alive[kept] = alive[i]
+                kept += 1
+        live = kept
+    rows = np.empty(n, dtype=np.int64)
+    vals = np.empty(n, dtype=np.float32)
+    found = 0
+    for i in range(live):
+        r = alive[i]
+        v = np.float32(0.0)
+        for t in ids:
+            v += _score_in(indptr, indices, data, t, r)
+        if v <= 0:
+            continue
+        if found == n and (v < vals[n - 1] or v == vals[n - 1] and r > rows[n - 1]):
+            continue
+        j = found if found < n else n - 1
+        while j > 0 and (vals[j - 1] < v or vals[j - 1] == v and rows[j - 1] > r):
+            if j < n:
+                rows[j] = rows[j - 1]
+                vals[j] = vals[j - 1]
+            j -= 1
+        rows[j] = r
+        vals[j] = v
+        if found < n:
+            found += 1
+    for i in range(count):
+        acc[cand[i]] = 0.0
+    return rows[:found], vals[:found]

@@ -76,3 +76,27 @@ def test_top_gives_the_rows_and_scores_of_a_full_search() -> None:
                 assert rows.tolist() == expected[:n].tolist(), (query, n)
                 np.testing.assert_array_equal(got, scores[rows])
             assert not index._scratch.acc.any()
+
+
+def test_top_prunes_common_tokens_without_changing_the_answer() -> None:
+    """A Zipf-like vocabulary: a few tokens in most texts (the postings ``top`` skips once
+    the rare tokens have set a high enough bar), many rare ones. Every query's rows and scores
+    are those of a full search, with and without filters, repeated tokens included."""
+    rng = np.random.default_rng(11)
+    vocab = [f"w{i}" for i in range(300)]
+    p = 1.0 / np.arange(1, len(vocab) + 1)
+    p /= p.sum()
+    texts = [" ".join(rng.choice(vocab, size=rng.integers(2, 12), p=p)) for _ in range(3000)]
+    index = LexicalIndex.build(texts)
+    for trial in range(300):
+        words = list(rng.choice(vocab, size=rng.integers(1, 7), p=np.sqrt(p) / np.sqrt(p).sum()))
+        if trial % 5 == 0:
+            words.append(words[0])  # a repeated token counts twice
+        query = " ".join(words)
+        allowed = None if trial % 3 else rng.random(len(texts)) < 0.3
+        scores, expected = index.search(query, 10_000, allowed)
+        for n in (1, 10, 40):
+            rows, got = index.top(query, n, allowed)
+            assert rows.tolist() == expected[:n].tolist(), (query, n)
+            np.testing.assert_array_equal(got, scores[rows])
+    assert not index._scratch.acc.any()
