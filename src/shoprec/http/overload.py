@@ -78,7 +78,7 @@ class Overload:
         """Route dependency: take a token for the caller, or refuse with 429."""
         api_key = getattr(request.state, "api_key", None)
         if api_key is None and self.limits.anonymous_per_s is None:
-            return  # anonymous and anonymous requests are not limited (for_request's answer, sooner)
+            return  # anonymous, and anonymous requests are unlimited: for_request's answer, sooner
         target = self.limits.for_request(
             key_id=getattr(api_key, "key_id", None),
             key_rate_per_s=getattr(api_key, "rate_limit_per_s", None),

@@ -238,8 +238,8 @@ def _top_rows(indptr, indices, data, maxes, ids, distinct, weights, allowed, fil
         t, w = distinct[order[jj]], weights[order[jj]]
         for p in range(indptr[t], indptr[t + 1]):
             r = indices[p]
-            if filtered and not allowed[r]:
-                continue
+            if data[p] <= 0 or filtered and not allowed[r]:
+                continue  # (BM25 scores are positive: this keeps each row listed once in ``cand``)
             if acc[r] == 0:
                 cand[count] = r
                 count += 1

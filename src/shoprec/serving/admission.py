@@ -187,8 +187,9 @@ class AdmissionGate:
         return max(long_rate, (recent - 1) / span)
 
     def note_inline_cpu(self, cpu_s: float) -> None:
-        """A search ran on the event loop thread itself (a level cheaper than a thread hop):
-        its CPU time is the level's measured cost, not per-request overhead."""
+        """A search ran on the event loop thread itself (a level cheaper than a thread hop) for
+        ``cpu_s`` (its measured time: it held the thread all along): that is the level's
+        measured cost, not per-request overhead."""
         self._inline_cpu_s += max(0.0, cpu_s)
 
     def note_cached(self) -> None:
