@@ -318,35 +318,44 @@ def create_app(
         b = service.bundle
         return Ready(status="ready", model_version=b.version, model_id=b.model_id, products=len(b.catalog))
 
-    # a product's fields as a hit shows them, built once per product object: a catalog update
-    # replaces the object, so the identity check sees the change
-    product_fields: dict[str, tuple[Product, dict[str, Any]]] = {}
+    # a product's fields as a hit shows them, and its catalog row, built once per product
+    # object: a catalog update or a new version replaces the object, which the identity
+    # checks below see
+    product_fields: dict[str, tuple[Product, int, dict[str, Any]]] = {}
 
-    def product_json(p: Product) -> dict[str, Any]:
+    def product_json(p: Product, row: int = -1) -> dict[str, Any]:
         entry = product_fields.get(p.id)
         if entry is not None and entry[0] is p:
-            return entry[1]
+            if row >= 0 and entry[1] != row:  # rendered before its row was known
+                product_fields[p.id] = (p, row, entry[2])
+            return entry[2]
         fields: dict[str, Any] = {"id": p.id, "title": p.title, "brand": p.brand, "category": p.category}
         if p.price is not None:
             fields["price"] = float(p.price)
         fields["in_stock"] = p.in_stock
         if len(product_fields) >= PRODUCT_FIELDS_ENTRIES:  # old versions' products: start afresh
             product_fields.clear()
-        product_fields[p.id] = (p, fields)
+        product_fields[p.id] = (p, row, fields)
         return fields
 
     def search_hits_json(service: SearchService, hits: Sequence[Hit], explain: bool) -> list[dict[str, Any]]:
         """``hit_json`` for each hit still on sale, in one loop: the search's hot path."""
         catalog = service.bundle.catalog
         index_of, products, removed = catalog.index_of, catalog.products, catalog.removed
+        n = len(products)
         out: list[dict[str, Any]] = []
         for h in hits:
-            i = index_of.get(h.product_id)
-            if i is None or removed is not None and removed[i]:
+            entry = product_fields.get(h.product_id)
+            if entry is not None and 0 <= (i := entry[1]) < n and products[i] is entry[0]:
+                fields = entry[2]  # this catalog's product at that row, as rendered
+            else:
+                found = index_of.get(h.product_id)
+                if found is None:
+                    continue
+                i = found
+                fields = product_json(products[i], i)
+            if removed is not None and removed[i]:
                 continue  # taken off sale since the result was computed (or cached)
-            p = products[i]
-            entry = product_fields.get(p.id)
-            fields = entry[1] if entry is not None and entry[0] is p else product_json(p)
             score = float(h.score)
             hit = {**fields, "score": score if math.isfinite(score) else 0.0}
             if explain:
