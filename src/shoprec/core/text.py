@@ -62,26 +62,25 @@ def tokenize(text: str, stem: Callable[[str], str] | None = None) -> list[str]:
     >>> tokenize("无线电钻")
     ['无', '线', '电', '钻', '无线', '线电', '电钻']
     """
-    out: list[str] = []
     text = normalize(text)
     if _CJK.search(text) is None:  # the common case: every word is one non-CJK run
-        for run in _WORD.findall(text):
-            if run.isdigit() or len(run) == 1 and not run.isalnum():
-                out.append(run)
-            else:
-                out.append(stem(run) if stem is not None else run)
-        return out
+        return [_word_token(run, stem) for run in _WORD.findall(text)]
+    out: list[str] = []
     for match in _WORD.finditer(text):
         for run in _split_word(match.group(0)):
             if _is_cjk(run[0]):
                 out.extend(run)
                 out.extend(run[i : i + 2] for i in range(len(run) - 1))
             else:
-                if run.isdigit() or len(run) == 1 and not run.isalnum():
-                    out.append(run)
-                    continue
-                out.append(stem(run) if stem is not None else run)
+                out.append(_word_token(run, stem))
     return out
+
+
+def _word_token(run: str, stem: Callable[[str], str] | None) -> str:
+    """A non-CJK run as a token: numbers and lone symbols as they are, words stemmed."""
+    if run.isdigit() or len(run) == 1 and not run.isalnum() or stem is None:
+        return run
+    return stem(run)
 
 
 def char_ngrams(text: str, n: int = 3) -> set[str]:

@@ -356,22 +356,21 @@ def create_app(
                 fields = product_json(products[i], i)
             if removed is not None and removed[i]:
                 continue  # taken off sale since the result was computed (or cached)
-            score = float(h.score)
-            hit = {**fields, "score": score if math.isfinite(score) else 0.0}
-            if explain:
-                hit["stages"] = dict(h.stages)
-            out.append(hit)
+            out.append(scored(fields, h.score, dict(h.stages) if explain else None))
         return out
+
+    def scored(fields: dict[str, Any], score: float, stages: dict[str, float] | None) -> dict[str, Any]:
+        """A product's hit fields with its score (0 where not finite) and, for explain, its stages."""
+        hit = {**fields, "score": float(score) if math.isfinite(score) else 0.0}
+        if stages is not None:
+            hit["stages"] = stages
+        return hit
 
     def hit_json(
         service: SearchService, pid: str, score: float, stages: dict[str, float] | None, product: Product | None = None
     ) -> dict[str, Any]:
         """A hit as ``HitOut`` serialises with ``None`` fields left out (the fast path's body)."""
-        p = product or service.product(pid)
-        hit = {**product_json(p), "score": float(score) if math.isfinite(score) else 0.0}
-        if stages is not None:
-            hit["stages"] = stages
-        return hit
+        return scored(product_json(product or service.product(pid)), score, stages)
 
     async def search_payload(request: Request, p: SearchParams) -> tuple[dict[str, Any], dict[str, str]]:
         """The search itself, for the route and the fast path alike: the ``SearchOut`` body
@@ -391,19 +390,16 @@ def create_app(
         )
         # a cached answer at the requested quality costs nothing: served before admission
         started = time.perf_counter()
-        result = None
-        if fast.results_cached:
-            best = fast.key(
-                service,
-                p.q,
-                k=p.k,
-                filters=filters,
-                pipeline=p.pipeline,
-                effort=None,
-                explain=p.explain,
-                user_id=p.user_id,
-            )
-            result = fast.cached(best)
+        result = fast.cached(
+            service,
+            p.q,
+            k=p.k,
+            filters=filters,
+            pipeline=p.pipeline,
+            effort=None,
+            explain=p.explain,
+            user_id=p.user_id,
+        )
         cached = result is not None
         if cached:
             overload.gate.note_cached()

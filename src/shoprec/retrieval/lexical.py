@@ -55,7 +55,7 @@ class LexicalIndex:
         self._model = model
         self.n_docs = n_docs
         self._vocab: dict[str, int] = model.vocab_dict
-        index = model.scores
+        index = model.scores  # bm25s's CSC arrays: per token, the rows (ascending) and their scores
         self._indptr = np.ascontiguousarray(index["indptr"], dtype=np.int64)
         self._indices = np.ascontiguousarray(index["indices"])
         self._data = np.ascontiguousarray(index["data"], dtype=np.float32)
@@ -114,8 +114,7 @@ class LexicalIndex:
         if not ids:
             return np.zeros(self.n_docs, dtype=np.float32), np.zeros(0, dtype=np.int64)
         scores = np.asarray(self._model.get_scores_from_ids(ids), dtype=np.float32)
-        index = self._model.scores
-        indptr, indices = index["indptr"], index["indices"]
+        indptr, indices = self._indptr, self._indices
         spans = [indices[indptr[t] : indptr[t + 1]] for t in dict.fromkeys(ids)]
         rows = (spans[0] if len(spans) == 1 else np.concatenate(spans)).astype(np.int64)  # a row once per token
         if allowed is not None:
@@ -173,10 +172,8 @@ class LexicalIndex:
         tid = self._vocab.get(token)
         if tid is None:
             return np.zeros(len(rows), dtype=np.bool_)
-        index = self._model.scores
-        start, end = int(index["indptr"][tid]), int(index["indptr"][tid + 1])
-        docs = index["indices"][start:end]
-        return np.isin(rows, docs[index["data"][start:end] > 0])
+        start, end = self._indptr[tid], self._indptr[tid + 1]
+        return np.isin(rows, self._indices[start:end][self._data[start:end] > 0])
 
 
 _ALL = np.ones(1, dtype=np.bool_)  # stands for "no filter" in :func:`_top_rows`

@@ -92,13 +92,26 @@ class AcceleratedSearch:
         segment = self.segment(service, user_id)
         return ResultKey.of(query, filters, segment=segment, k=k, pipeline=how, model_version=service.bundle.version)
 
-    def cached(self, key: ResultKey) -> CachedResult | None:
+    def cached(
+        self,
+        service: SearchService,
+        query: str,
+        *,
+        k: int,
+        filters: Filters,
+        pipeline: Pipeline,
+        effort: Effort | None,
+        explain: bool,
+        user_id: str | None,
+    ) -> CachedResult | None:
+        """The cached result for this request, if any; with results not cached at all, None
+        without computing a key."""
+        if not self.cache.results_enabled:
+            return None
+        key = self.key(
+            service, query, k=k, filters=filters, pipeline=pipeline, effort=effort, explain=explain, user_id=user_id
+        )
         return self.cache.get_result(key)
-
-    @property
-    def results_cached(self) -> bool:
-        """Whether results are cached at all (else there is no key worth computing)."""
-        return self.cache.results_enabled
 
     async def search(
         self,
