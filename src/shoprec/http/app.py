@@ -24,24 +24,30 @@ from shoprec.core.ladder import levels_from_manifest
 from shoprec.errors import NotReadyError, RequestError
 from shoprec.http import errors as http_errors
 from shoprec.http.auth import Authenticator, actor, require_role
-from shoprec.http.fastpath import FILTER_MAX_CHARS, MAX_PRICE, FastPath, FastPathStats, SearchParams
+from shoprec.http.fastpath import (
+    FILTER_MAX_CHARS,
+    MAX_PRICE,
+    FastPath,
+    FastPathStats,
+    HitRenderer,
+    SearchParams,
+    scored,
+)
 from shoprec.http.middleware import LEASED, BodyLimitMiddleware, FrontDoorShedder, LeaseMiddleware
 from shoprec.http.overload import DEADLINE_HEADER, LEVEL_HEADER, Overload
-from shoprec.models.bundle import Bundle
+from shoprec.models.bundle import Bundle, CatalogArrays
 from shoprec.security.apikeys import KeyStore
 from shoprec.security.audit import AuditLog
 from shoprec.serving.accelerated import AcceleratedSearch, apply_remote_update
-from shoprec.serving.admission import runs_inline, serve_params
 from shoprec.serving.cache import SearchCache
 from shoprec.serving.looplag import LoopLagMonitor
 from shoprec.serving.recommend import RecommendService
 from shoprec.serving.runtime import Live, Runtime
-from shoprec.serving.search import Pipeline, SearchService
+from shoprec.serving.search import Effort, Pipeline, SearchService
 from shoprec.settings import Settings
 from shoprec.types import Event, EventSink, Filters, Hit, Product
 
 log = logging.getLogger(__name__)
-PRODUCT_FIELDS_ENTRIES = 500_000  # products whose hit fields are kept rendered (a catalog holds fewer)
 
 
 class ProductOut(BaseModel):
@@ -318,63 +324,27 @@ def create_app(
         b = service.bundle
         return Ready(status="ready", model_version=b.version, model_id=b.model_id, products=len(b.catalog))
 
-    # a product's fields as a hit shows them, and its catalog row, built once per product
-    # object: a catalog update or a new version replaces the object, which the identity
-    # checks below see
-    product_fields: dict[str, tuple[Product, int, dict[str, Any]]] = {}
-
-    def product_json(p: Product, row: int = -1) -> dict[str, Any]:
-        entry = product_fields.get(p.id)
-        if entry is not None and entry[0] is p:
-            if row >= 0 and entry[1] != row:  # rendered before its row was known
-                product_fields[p.id] = (p, row, entry[2])
-            return entry[2]
-        fields: dict[str, Any] = {"id": p.id, "title": p.title, "brand": p.brand, "category": p.category}
-        if p.price is not None:
-            fields["price"] = float(p.price)
-        fields["in_stock"] = p.in_stock
-        if len(product_fields) >= PRODUCT_FIELDS_ENTRIES:  # old versions' products: start afresh
-            product_fields.clear()
-        product_fields[p.id] = (p, row, fields)
-        return fields
-
-    def search_hits_json(service: SearchService, hits: Sequence[Hit], explain: bool) -> list[dict[str, Any]]:
-        """``hit_json`` for each hit still on sale, in one loop: the search's hot path."""
-        catalog = service.bundle.catalog
-        index_of, products, removed = catalog.index_of, catalog.products, catalog.removed
-        n = len(products)
-        out: list[dict[str, Any]] = []
-        for h in hits:
-            entry = product_fields.get(h.product_id)
-            if entry is not None and 0 <= (i := entry[1]) < n and products[i] is entry[0]:
-                fields = entry[2]  # this catalog's product at that row, as rendered
-            else:
-                found = index_of.get(h.product_id)
-                if found is None:
-                    continue
-                i = found
-                fields = product_json(products[i], i)
-            if removed is not None and removed[i]:
-                continue  # taken off sale since the result was computed (or cached)
-            out.append(scored(fields, h.score, dict(h.stages) if explain else None))
-        return out
-
-    def scored(fields: dict[str, Any], score: float, stages: dict[str, float] | None) -> dict[str, Any]:
-        """A product's hit fields with its score (0 where not finite) and, for explain, its stages."""
-        hit = {**fields, "score": float(score) if math.isfinite(score) else 0.0}
-        if stages is not None:
-            hit["stages"] = stages
-        return hit
+    renderer = HitRenderer()
 
     def hit_json(
         service: SearchService, pid: str, score: float, stages: dict[str, float] | None, product: Product | None = None
     ) -> dict[str, Any]:
-        """A hit as ``HitOut`` serialises with ``None`` fields left out (the fast path's body)."""
-        return scored(product_json(product or service.product(pid)), score, stages)
+        """A hit as ``HitOut`` serialises with ``None`` fields left out."""
+        return scored(renderer.fields(product or service.product(pid)), score, stages)
 
     async def search_payload(request: Request, p: SearchParams) -> tuple[dict[str, Any], dict[str, str]]:
-        """The search itself, for the route and the fast path alike: the ``SearchOut`` body
-        (``None`` fields left out) and the response headers."""
+        """The route's ``SearchOut`` body (``None`` fields left out) and response headers."""
+        return await search_body(request, p, renderer.dicts)
+
+    async def search_payload_fast(request: Request, p: SearchParams) -> tuple[dict[str, Any], dict[str, str]]:
+        """The same for the fast path, its results already serialised (an orjson fragment)."""
+        return await search_body(request, p, renderer.fragment)
+
+    async def search_body(
+        request: Request, p: SearchParams, render: Callable[[CatalogArrays, Sequence[Hit], bool], object]
+    ) -> tuple[dict[str, Any], dict[str, str]]:
+        """The search itself, for the route and the fast path alike: the body, its results
+        rendered by ``render``, and the response headers."""
         deadline = overload.deadline(p.deadline_ms, p.header_deadline_ms)
         if not p.q.strip():
             raise RequestError("q must contain a non-space character")
@@ -407,12 +377,12 @@ def create_app(
         if result is None:
             overload.gate.use_ladder(service.bundle.version, lambda: levels_from_manifest(service.bundle.manifest))
             async with overload.gate.admit(deadline) as level:
-                served, effort = serve_params(level) if p.pipeline == "full" else (p.pipeline, None)
-                inline = (
-                    runs_inline(level, settings.inline_search_max_ms)
-                    if p.pipeline == "full"
-                    else overload.gate.pipeline_runs_inline(p.pipeline, settings.inline_search_max_ms)
-                )
+                effort: Effort | None
+                if p.pipeline == "full":
+                    served, effort, inline = overload.gate.plan(level, settings.inline_search_max_ms)
+                else:
+                    served, effort = p.pipeline, None
+                    inline = overload.gate.pipeline_runs_inline(p.pipeline, settings.inline_search_max_ms)
                 result, cached, timings = await fast.search(
                     service,
                     p.q,
@@ -451,7 +421,7 @@ def create_app(
             "model_version": service.bundle.version,
             "degradation_level": degradation_level,
             "cached": cached,
-            "results": search_hits_json(service, result.hits, p.explain),
+            "results": render(service.bundle.catalog, result.hits, p.explain),
             "timings_ms": {key: math.floor(v * 1000.0 + 0.5) / 1000.0 for key, v in timings.items()},  # to the µs
         }
         return body, {LEVEL_HEADER: degradation_level}
@@ -683,7 +653,7 @@ def create_app(
         FastPath,
         settings=s,
         guards=(search_guard,),
-        handler=search_payload,
+        handler=search_payload_fast,
         health=alive.model_dump(),
         stats=app.state.search_fast_path,
     )

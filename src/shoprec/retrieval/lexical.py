@@ -13,7 +13,6 @@ import functools
 import json
 import logging
 import threading
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -149,15 +148,12 @@ class LexicalIndex:
         if acc is None:
             acc = scratch.acc = np.zeros(self.n_docs, dtype=np.float32)
             scratch.rows = np.empty(self.n_docs, dtype=np.int64)
-        counts = Counter(ids)  # in first-seen order
         rows, scores = _top_rows(
             self._indptr,
             self._indices,
             self._data,
             self._max_impact,
             np.array(ids, dtype=np.int64),
-            np.array(list(counts), dtype=np.int64),
-            np.array(list(counts.values()), dtype=np.float32),
             _ALL if allowed is None else allowed,
             allowed is not None,
             acc,
@@ -209,16 +205,35 @@ def _score_in(indptr, indices, data, t, r):  # type: ignore[no-untyped-def]  # n
 
 
 @numba.njit(cache=True, nogil=True)
-def _top_rows(indptr, indices, data, maxes, ids, distinct, weights, allowed, filtered, acc, cand, n):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202, PLR0913
+def _distinct(ids):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+    """The distinct token ids in first-seen order and how often each occurs (as float32)."""
+    distinct = np.empty(len(ids), dtype=np.int64)
+    weights = np.zeros(len(ids), dtype=np.float32)
+    m = 0
+    for t in ids:
+        j = 0
+        while j < m and distinct[j] != t:
+            j += 1
+        if j == m:
+            distinct[m] = t
+            m += 1
+        weights[j] += 1
+    return distinct[:m], weights[:m]
+
+
+@numba.njit(cache=True, nogil=True)
+def _top_rows(indptr, indices, data, maxes, ids, allowed, filtered, acc, cand, n):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202, PLR0913
     """Exact top ``n`` with MaxScore-style pruning (term at a time).
 
-    Tokens go by their highest possible contribution (``weights`` x ``maxes``), most first;
+    The query's distinct tokens go by their highest possible contribution (how often each
+    occurs x ``maxes``), most first;
     each one's postings are summed into ``acc`` (touched rows listed in ``cand``) until the
     n-th best partial sum is above what all the remaining tokens together could add to a row
     not yet seen. The remaining tokens only refine the candidates that can still reach the top
     (their score looked up by binary search), and the survivors are scored exactly: summed in
     ``ids``' order, repeats included, in float32, as bm25s sums them. ``acc`` is zeroed again
     where it was written."""
+    distinct, weights = _distinct(ids)
     m = len(distinct)
     bound = np.empty(m, dtype=np.float64)
     for j in range(m):

@@ -129,6 +129,9 @@ class AdmissionGate:
         self.thresholds = thresholds
         self.policy = DegradationPolicy(levels, quality_loss_budget=quality_loss_budget, thresholds=thresholds)
         self.measured: tuple[LadderLevel, ...] = tuple(levels)  # every measured level, admissible or not
+        # worked out once per level object (plan) and per pipeline (pipeline_runs_inline)
+        self._plans: dict[str, tuple[LadderLevel, float, Pipeline, Effort, bool]] = {}
+        self._inline_pipelines: dict[tuple[str, float], bool] = {}
         self._ladder_source: object = None
         self.clock = clock
         self.running = 0
@@ -146,6 +149,7 @@ class AdmissionGate:
             levels = levels()
         self._ladder_source = source
         self.measured = tuple(levels)
+        self._inline_pipelines = {}
         self.policy = DegradationPolicy(
             levels or (FULL_LEVEL,), quality_loss_budget=self.quality_loss_budget, thresholds=self.thresholds
         )
@@ -158,7 +162,22 @@ class AdmissionGate:
     def pipeline_runs_inline(self, pipeline: str, max_ms: float) -> bool:
         """Whether an explicitly requested ``pipeline`` is cheap enough to search on the event
         loop: the ladder measured a level that serves it (admissible or not) under ``max_ms``."""
-        return any(lv.params.get("pipeline") == pipeline and runs_inline(lv, max_ms) for lv in self.measured)
+        key = (pipeline, max_ms)
+        inline = self._inline_pipelines.get(key)
+        if inline is None:
+            inline = any(lv.params.get("pipeline") == pipeline and runs_inline(lv, max_ms) for lv in self.measured)
+            self._inline_pipelines[key] = inline
+        return inline
+
+    def plan(self, level: LadderLevel, inline_max_ms: float) -> tuple[Pipeline, Effort, bool]:
+        """``serve_params(level)`` and ``runs_inline(level, inline_max_ms)``, worked out once per
+        level (the route asks on every request)."""
+        entry = self._plans.get(level.name)
+        if entry is None or entry[0] is not level or entry[1] != inline_max_ms:
+            pipeline, effort = serve_params(level)
+            entry = (level, inline_max_ms, pipeline, effort, runs_inline(level, inline_max_ms))
+            self._plans[level.name] = entry
+        return entry[2], entry[3], entry[4]
 
     @property
     def queued(self) -> int:

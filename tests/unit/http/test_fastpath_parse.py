@@ -3,11 +3,12 @@ coerce, refuse or resolve differently is left to the route (None)."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+import random
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 
-from shoprec.http.fastpath import SearchParams, parse_search
+from shoprec.http.fastpath import SearchParams, parse_search, query_items
 from shoprec.settings import Settings
 
 S = Settings.load(environ={}, max_query_chars=64, max_k=20, default_k=7, deadline_min_ms=10, deadline_max_ms=5000)
@@ -101,3 +102,19 @@ def test_a_deadline_header_out_of_range_or_malformed_is_left_to_the_route(header
 def test_a_repeated_parameter_is_left_to_the_route() -> None:
     assert parse([("q", "saw"), ("q", "drill")]) is None
     assert parse([("q", "drill"), ("k", "3"), ("k", "4")]) is None
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "&", "q", "q=", "=x", "q=a=b", "q=a+b", "q=a%20b", "q=%zz", "q=%C3%A9+%2B", "a&&b=1&", "q=1;k=2", "%41=%42"],
+)
+def test_query_items_splits_as_parse_qsl_does(query: str) -> None:
+    assert query_items(query) == parse_qsl(query, keep_blank_values=True)
+
+
+def test_query_items_matches_parse_qsl_on_random_strings() -> None:
+    rng = random.Random(7)
+    alphabet = ["a", "b", "=", "&", "%", "+", ";", " ", "1", "é", "%2", "%C3%A9", "%zz", "%41"]
+    for _ in range(20_000):
+        query = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        assert query_items(query) == parse_qsl(query, keep_blank_values=True), query
