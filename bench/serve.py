@@ -19,7 +19,10 @@ intended send time) using the Home Depot queries:
 - ``shoprec_cached``: caches on, Zipf-distributed repeats (plus the p50 of a cache hit);
 - ``naive``: FastAPI + sentence-transformers per request + brute-force cosine;
 - ``ray_serve``: the same model behind Ray Serve with ``@serve.batch``, run (with its
-  load) in a network namespace of its own with only loopback up.
+  load) in a network namespace of its own with only loopback up;
+- ``floor`` and ``floor_trivial``: the cheapest level's search and ``/healthz`` on a bare ASGI
+  callable on the same uvicorn (``bench/serve_peers/floor.py``): the most of the trivial
+  endpoint's throughput a Python search request could reach, with nothing around it.
 
 Each system's throughput is the highest measured rate whose p99 stayed <= 50 ms (failed
 requests count as infinitely slow). With ``--json`` the last stdout line is one JSON object.
@@ -61,7 +64,7 @@ from serve_artifacts import DATA, ensure_artifacts, ensure_optimized  # noqa: E4
 
 PY = str(ROOT / ".venv" / "bin" / "python")
 SHOPREC = str(ROOT / ".venv" / "bin" / "shoprec")
-SYSTEMS = ("ceiling", "ceiling_routed", "shoprec", "shoprec_cached", "naive", "ray_serve")
+SYSTEMS = ("ceiling", "ceiling_routed", "shoprec", "shoprec_cached", "naive", "ray_serve", "floor", "floor_trivial")
 
 # Server settings (SHOPREC_* environment variables) for each shoprec configuration. Names a
 # Settings field does not have are ignored by the server; the run records which ones apply.
@@ -337,6 +340,19 @@ def benchmark(
             sweep("naive", port, "/v1/search?q={q}&k=10", "distinct", args.start_rate_model)
         finally:
             procs.stop(proc)
+    if {"floor", "floor_trivial"} - skip:
+        port = free_port()
+        log = tmp / "floor.log"
+        cmd = [PY, str(BENCH / "serve_peers" / "floor.py"), "--artifacts", str(artifacts), "--port", str(port)]
+        proc = procs.start(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, log=log)
+        try:
+            wait_ready(proc, port, 300, "the floor", log)
+            if "floor" not in skip:
+                sweep("floor", port, "/v1/search?q={q}&k=10", "distinct", args.start_rate_model)
+            if "floor_trivial" not in skip:
+                sweep("floor_trivial", port, "/healthz", "fixed", args.start_rate_trivial)
+        finally:
+            procs.stop(proc)
     if "ray_serve" not in skip:
         print("[ray_serve] starting Ray Serve in its own network namespace", file=sys.stderr)
         res = ray_in_namespace(args, peer_artifacts, qfile, tmp)
@@ -357,6 +373,11 @@ def benchmark(
         # a trivial endpoint routed by FastAPI (/readyz): what most FastAPI services answer at best
         "ceiling_routed_rps": tput["ceiling_routed"],
         "fraction_of_routed_ceiling": ratio(tput["shoprec"], tput["ceiling_routed"]),
+        # the least a Python search request costs on this stack (bench/serve_peers/floor.py): the
+        # cheapest level's search with nothing around it, against /healthz on the same bare app
+        "floor_rps": tput["floor"],
+        "floor_trivial_rps": tput["floor_trivial"],
+        "floor_fraction": ratio(tput["floor"], tput["floor_trivial"]),
         "ratio_to_naive_cached": ratio(tput["shoprec_cached"], tput["naive"]),
         "ratio_to_ray_serve_cached": ratio(tput["shoprec_cached"], tput["ray_serve"]),
         "p99_target_ms": loadgen.P99_TARGET_MS,
@@ -579,6 +600,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{fmt(out['ratio_to_ray_serve'])}x, fraction of the /healthz ceiling: "
                 f"{fmt(out['fraction_of_ceiling'])}, of the FastAPI-routed /readyz: "
                 f"{fmt(out['fraction_of_routed_ceiling'])}"
+            )
+            print(
+                f"the floor (a bare Python search, nothing around it) reaches {fmt(out['floor_rps'])}/s, "
+                f"{fmt(out['floor_fraction'])} of its own /healthz ({fmt(out['floor_trivial_rps'])}/s)"
             )
             print(
                 f"shoprec (caches on, Zipf) / naive: {fmt(out['ratio_to_naive_cached'])}x, / Ray Serve: "
