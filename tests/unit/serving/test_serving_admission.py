@@ -7,6 +7,7 @@ import pytest
 from shoprec.core.ladder import LadderLevel, LadderThresholds
 from shoprec.errors import ConfigError, DeadlineExceededError, OverloadedError
 from shoprec.serving.admission import FULL_LEVEL, AdmissionGate, Deadline, runs_inline
+from shoprec.serving.search import Effort
 
 FULL = LadderLevel("full", 20.0, 40.0, 0.80, {"pipeline": "full"})
 HYBRID = LadderLevel("hybrid", 10.0, 20.0, 0.79, {"pipeline": "hybrid"})
@@ -364,3 +365,15 @@ def test_while_the_front_door_sheds_the_ladder_serves_its_cheapest_level() -> No
     shedding[0] = False
     assert set(_admit_at_rate(g, clock, 5, 1.5)) == {"bm25"}  # within the hold
     assert _admit_at_rate(g, clock, 5, 1)[-1] == "full"
+
+
+def test_a_levels_plan_is_worked_out_once_and_again_for_another_level_or_limit() -> None:
+    g = gate(FakeClock(), levels=[FULL, BM25])
+    assert g.plan(BM25, 1.0) == ("bm25", Effort(), True)
+    assert g.plan(BM25, 1.0)[1] is g.plan(BM25, 1.0)[1]  # the same plan, not a new one per request
+    assert g.plan(FULL, 1.0) == ("full", Effort(), False)
+    assert g.plan(BM25, 0.5) == ("bm25", Effort(), False)  # another inline limit
+    lite = LadderLevel("bm25", 0.5, 1.0, 0.6, {"pipeline": "bm25", "lexical_candidates": 30})
+    assert g.plan(lite, 1.0) == ("bm25", Effort(lexical_candidates=30), True)  # same name, a new ladder's level
+    with pytest.raises(ConfigError):
+        g.plan(LadderLevel("odd", 1.0, 2.0, 0.5, {"pipeline": "nope"}), 1.0)
