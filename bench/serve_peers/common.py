@@ -1,9 +1,12 @@
-"""What both peers share: the same MiniLM weights shoprec was built from, and the product
-embeddings from the artifacts folder (loaded, not re-encoded)."""
+"""What the peers share: the same MiniLM weights shoprec was built from, the product
+embeddings from the artifacts folder (loaded, not re-encoded), and the command line that
+serves one on loopback."""
 
 from __future__ import annotations
 
+import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +46,16 @@ def top_k(emb: npt.NDArray[np.float32], q: npt.NDArray[np.float32], k: int) -> l
     idx = np.argpartition(-scores, k)[:k]
     idx = idx[np.argsort(-scores[idx])]
     return [(int(i), float(scores[i])) for i in idx]
+
+
+def serve_on_loopback(create_app: Callable[[Path], Any]) -> None:
+    """``--artifacts DIR --port N``: serve ``create_app(DIR)`` with uvicorn on 127.0.0.1:N."""
+    import uvicorn
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--artifacts", required=True)
+    ap.add_argument("--port", type=int, required=True)
+    args = ap.parse_args()
+    uvicorn.run(
+        create_app(Path(args.artifacts)), host="127.0.0.1", port=args.port, log_level="warning", access_log=False
+    )

@@ -13,17 +13,19 @@ the same run as shoprec against its own ``/healthz``.
 
 from __future__ import annotations
 
-import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import orjson
-import uvicorn
 
 from shoprec.http.fastpath import HitRenderer, query_items
 from shoprec.models.bundle import load_bundle
 from shoprec.types import Hit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import serve_on_loopback  # noqa: E402
 
 _JSON = (b"content-type", b"application/json")
 
@@ -78,15 +80,5 @@ def create_app(artifacts: Path) -> Any:
     return app
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--artifacts", required=True)
-    ap.add_argument("--port", type=int, required=True)
-    args = ap.parse_args()
-    uvicorn.run(
-        create_app(Path(args.artifacts)), host="127.0.0.1", port=args.port, log_level="warning", access_log=False
-    )
-
-
 if __name__ == "__main__":
-    main()
+    serve_on_loopback(create_app)

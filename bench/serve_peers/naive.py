@@ -6,16 +6,14 @@ cosine over the product embeddings. What a team writes first.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
-import uvicorn
 from fastapi import FastAPI, Query
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import load_catalog, load_model, top_k  # noqa: E402
+from common import load_catalog, load_model, serve_on_loopback, top_k  # noqa: E402
 
 
 def create_app(artifacts: Path) -> FastAPI:
@@ -36,15 +34,5 @@ def create_app(artifacts: Path) -> FastAPI:
     return app
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--artifacts", required=True)
-    ap.add_argument("--port", type=int, required=True)
-    args = ap.parse_args()
-    uvicorn.run(
-        create_app(Path(args.artifacts)), host="127.0.0.1", port=args.port, log_level="warning", access_log=False
-    )
-
-
 if __name__ == "__main__":
-    main()
+    serve_on_loopback(create_app)
