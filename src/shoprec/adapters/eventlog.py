@@ -13,33 +13,11 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
+from shoprec.catalog.loaders import event_from_json, event_to_json
 from shoprec.types import Event
 
 log = logging.getLogger(__name__)
-
-
-def event_to_json(e: Event) -> dict[str, object]:
-    d: dict[str, object] = {
-        "user_id": e.user_id,
-        "item_id": e.item_id,
-        "type": e.type,
-        "timestamp": e.timestamp,
-    }
-    if e.query is not None:
-        d["query"] = e.query
-    return d
-
-
-def event_from_json(d: dict[str, Any]) -> Event:
-    return Event(
-        user_id=str(d["user_id"]),
-        item_id=str(d["item_id"]),
-        type=d["type"],
-        timestamp=float(d["timestamp"]),
-        query=d.get("query"),
-    )
 
 
 class JsonlEventLog:

@@ -1,5 +1,7 @@
 """Load products, events and relevance judgments from CSV, TSV, JSONL or Parquet files,
-and write them back atomically.
+and write them back atomically; read the sequence and click-log files of the recommender
+evaluations (their formats are parsed by the pure :mod:`shoprec.core.sequences` and
+:mod:`shoprec.core.sessions`).
 
 The format comes from the file's extension: ``.csv``, ``.tsv``, ``.jsonl``/``.ndjson`` or
 ``.parquet``. Columns are found by common aliases (``product_id`` for ``id``, ``SessionId``
@@ -19,15 +21,16 @@ import codecs
 import csv
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Generator, Hashable, Iterable, Iterator, Mapping, Sequence
-from contextlib import closing, contextmanager, suppress
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal, TypeVar
 
+from shoprec.atomicio import atomic_text
+from shoprec.core.sequences import MIN_EVALUABLE_ITEMS, parse_sequences
+from shoprec.core.sessions import parse_clicks
 from shoprec.errors import DataError, DependencyError, RowError
 from shoprec.types import EVENT_TYPES, Event, EventType, Judgment, LoadReport, Product
 
@@ -190,7 +193,8 @@ def parse_column_map(specs: Sequence[str]) -> dict[str, str]:
 def write_products_jsonl(products: Iterable[Product], path: str | Path) -> Path:
     """Write products as JSON lines (UTF-8, one object a line), atomically. Returns the path."""
     target = Path(path)
-    with _atomic_open(target) as f:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_text(target) as f:
         for p in products:
             f.write(json.dumps(product_to_json(p), ensure_ascii=False))
             f.write("\n")
@@ -200,7 +204,8 @@ def write_products_jsonl(products: Iterable[Product], path: str | Path) -> Path:
 def write_events_csv(events: Iterable[Event], path: str | Path) -> Path:
     """Write events as CSV ``user_id,item_id,type,timestamp,query``, atomically."""
     target = Path(path)
-    with _atomic_open(target, newline="") as f:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_text(target, newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(("user_id", "item_id", "type", "timestamp", "query"))
         for e in events:
@@ -211,12 +216,51 @@ def write_events_csv(events: Iterable[Event], path: str | Path) -> Path:
 def write_judgments_csv(judgments: Iterable[Judgment], path: str | Path) -> Path:
     """Write judgments as CSV ``query,product_id,relevance``, atomically."""
     target = Path(path)
-    with _atomic_open(target, newline="") as f:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_text(target, newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(("query", "product_id", "relevance"))
         for j in judgments:
             w.writerow((j.query, j.product_id, _number(j.relevance)))
     return target
+
+
+def write_events_jsonl(events: Iterable[Event], path: str | Path) -> Path:
+    """Write events as compact JSON lines (:func:`event_to_json`), atomically, readable by the
+    owner only (0600, as the event log): user histories are personal data."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_text(target, mode=0o600) as f:
+        for e in events:
+            f.write(json.dumps(event_to_json(e), ensure_ascii=False, separators=(",", ":")) + "\n")
+    return target
+
+
+# ---------------------------------------------------------------- sequences and click logs
+
+
+def read_sequences(
+    path: str | Path, *, min_items: int = MIN_EVALUABLE_ITEMS
+) -> tuple[dict[str, list[str]], LoadReport]:
+    """Read a ``user_id item item ...`` sequences file (the format and its errors:
+    :func:`shoprec.core.sequences.parse_sequences`); returns the users and a report."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as f:
+            return parse_sequences(f, str(path), min_items=min_items)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read sequences: {exc}") from exc
+
+
+def read_clicks(path: str | Path) -> tuple[dict[str, list[str]], LoadReport]:
+    """Read a tab-separated ``SessionId ItemId Time`` click log (the format and its errors:
+    :func:`shoprec.core.sessions.parse_clicks`) into sessions and a report."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as f:
+            return parse_clicks(f, str(path))
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read clicks: {exc}") from exc
 
 
 # ---------------------------------------------------------------------------- the load loop
@@ -671,24 +715,30 @@ def product_to_json(p: Product) -> dict[str, Any]:
     }
 
 
+def event_to_json(e: Event) -> dict[str, object]:
+    """The JSON record of an event (the event log, artifacts' ``user_events.jsonl``)."""
+    d: dict[str, object] = {
+        "user_id": e.user_id,
+        "item_id": e.item_id,
+        "type": e.type,
+        "timestamp": e.timestamp,
+    }
+    if e.query is not None:
+        d["query"] = e.query
+    return d
+
+
+def event_from_json(d: Mapping[str, Any]) -> Event:
+    """The event a record of :func:`event_to_json` stands for."""
+    return Event(
+        user_id=str(d["user_id"]),
+        item_id=str(d["item_id"]),
+        type=d["type"],
+        timestamp=float(d["timestamp"]),
+        query=d.get("query"),
+    )
+
+
 def _number(x: float) -> str:
     """Shortest text that reads back as the same float; integral values without ``.0``."""
     return str(int(x)) if float(x).is_integer() else repr(float(x))
-
-
-@contextmanager
-def _atomic_open(target: Path, newline: str | None = None) -> Iterator[IO[str]]:
-    """A text file that appears at ``target`` only once it is completely written."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; these are ordinary data files
-        os.replace(tmp, target)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

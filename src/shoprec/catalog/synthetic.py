@@ -20,9 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -32,6 +29,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from shoprec.atomicio import build_folder
 from shoprec.catalog.loaders import write_events_csv, write_judgments_csv, write_products_jsonl
 from shoprec.errors import ConfigError, DataError
 from shoprec.types import Event, Judgment, Product
@@ -1163,8 +1161,6 @@ def write_storefront(sf: Storefront, out_dir: str | Path) -> dict[str, Path]:
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     names = {
         "products": "products.jsonl",
         "users": "users.jsonl",
@@ -1173,7 +1169,7 @@ def write_storefront(sf: Storefront, out_dir: str | Path) -> dict[str, Path]:
         "judgments_test": "judgments_test.csv",
         "readme": "README.txt",
     }
-    try:
+    with build_folder(out, mode=0o755) as tmp:
         write_products_jsonl(sf.products, tmp / names["products"])
         write_events_csv(sf.events, tmp / names["events"])
         write_judgments_csv(sf.judgments, tmp / names["judgments_train"])
@@ -1198,19 +1194,4 @@ def write_storefront(sf: Storefront, out_dir: str | Path) -> dict[str, Path]:
             q_test=_distinct_queries(sf.test_judgments),
         )
         (tmp / names["readme"]).write_text(readme, encoding="utf-8")
-        os.chmod(tmp, 0o755)  # mkdtemp makes a private folder
-        if out.exists():
-            old = tmp.with_name(tmp.name + ".old")
-            os.rename(out, old)
-            try:
-                os.rename(tmp, out)
-            except BaseException:
-                os.rename(old, out)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return {key: out / name for key, name in names.items()}

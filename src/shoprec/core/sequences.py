@@ -17,14 +17,13 @@ Protocol (shared by every sequential model we evaluate):
 Item ids in files are strings. :func:`build_vocabulary` numbers them from 1 (0 is
 padding); models and :func:`evaluate_ranking` work on those integer ids.
 
-:func:`read_sequences` is the one function here that opens a file: a thin wrapper over
-the pure :func:`parse_sequences`, kept beside it so the format lives in one place.
+The format is parsed here (:func:`parse_sequences`, from lines); opening the file is
+:func:`shoprec.catalog.loaders.read_sequences`, since core does no I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Literal, TypeVar
 
 import numpy as np
@@ -73,18 +72,6 @@ def parse_sequences(
     problems = (f"{skipped} users with fewer than {min_items} items skipped",) if skipped else ()
     report = LoadReport(path=source, rows=rows, kept=len(seqs), duplicates=0, skipped=skipped, problems=problems)
     return seqs, report
-
-
-def read_sequences(
-    path: str | Path, *, min_items: int = MIN_EVALUABLE_ITEMS
-) -> tuple[dict[str, list[str]], LoadReport]:
-    """Read a sequences file (see :func:`parse_sequences`); returns the users and a report."""
-    path = Path(path)
-    try:
-        with path.open(encoding="utf-8") as f:
-            return parse_sequences(f, str(path), min_items=min_items)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read sequences: {exc}") from exc
 
 
 def leave_last_out(

@@ -11,18 +11,17 @@ Protocol:
 - HR@k = 1 if the target's 0-based rank < k; MRR@k = 1 / (rank + 1) if rank < k, else 0.
   Ranks come from :func:`shoprec.core.sequences.target_ranks` (stable ties).
 
-:func:`read_clicks` is the one function here that opens a file.
+Opening a click log is :func:`shoprec.catalog.loaders.read_clicks`: core does no I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 
-from shoprec.errors import DataError, RowError
+from shoprec.errors import RowError
 from shoprec.types import LoadReport
 
 HEADER = ("sessionid", "itemid", "time")
@@ -55,15 +54,6 @@ def parse_clicks(lines: Iterable[str], source: str = "<clicks>") -> tuple[dict[s
         clicks.setdefault(session, []).append((t, rows, item))
     sessions = {s: [item for _, _, item in sorted(c)] for s, c in clicks.items()}
     return sessions, LoadReport(path=source, rows=rows, kept=len(sessions), duplicates=0, skipped=0)
-
-
-def read_clicks(path: str | Path) -> tuple[dict[str, list[str]], LoadReport]:
-    path = Path(path)
-    try:
-        with path.open(encoding="utf-8") as f:
-            return parse_clicks(f, str(path))
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read clicks: {exc}") from exc
 
 
 def next_click_cases(

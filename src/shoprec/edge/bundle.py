@@ -25,7 +25,7 @@ import onnx
 from onnx import numpy_helper
 from tokenizers import Tokenizer
 
-from shoprec.models.artifacts import write_folder
+from shoprec.atomicio import build_folder
 from shoprec.models.bundle import load_bundle, product_dense_text
 from shoprec.models.encoder import OnnxEncoder
 from shoprec.optimize.measure import folder_size_mb
@@ -48,7 +48,7 @@ def make_edge_bundle(artifacts_dir: Path, out: Path, *, top_n: int = 10_000, pro
     artifacts_dir, out = Path(artifacts_dir), Path(out)
     bundle = load_bundle(artifacts_dir)
     enc_dir = artifacts_dir / "encoder"
-    with write_folder(out) as tmp:
+    with build_folder(out) as tmp:
         products = bundle.catalog.products
         if bundle.encoder.config.get("kind") == "static":
             student_dir, reencode = enc_dir, False

@@ -7,7 +7,6 @@ requests, so training and serving never drift apart.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -248,7 +247,3 @@ class Ranker:
         gains = self._booster.feature_importance(importance_type="gain")
         total = float(sum(gains)) or 1.0
         return {n: round(float(g) / total, 4) for n, g in zip(FEATURE_NAMES, gains, strict=True)}
-
-
-def log_price(p: float | None) -> float:
-    return math.log1p(p) if p is not None else math.nan

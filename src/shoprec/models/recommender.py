@@ -23,8 +23,6 @@ inside. Unknown items in a history are ignored.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -34,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 
+from shoprec.atomicio import save_npy, write_json
 from shoprec.core.sequences import PAD_ID, blend_scores, cooccurrence_pairs, popularity_scores
 from shoprec.errors import ArtifactError
 from shoprec.models import encoder as _encoder
@@ -95,19 +94,6 @@ def _recommend(
     """``scores`` over items ``1..n`` (no padding column) -> top ``k`` external ids."""
     drop = np.asarray([j - 1 for j in index.ids(exclude)], dtype=np.int64)
     return [(index.name(i + 1), s) for i, s in _top_k(scores, k, drop)]
-
-
-def _write_json_atomic(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
-
-
-def _save_npy_atomic(path: Path, array: npt.NDArray[Any]) -> None:
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".npy", dir=path.parent)
-    os.close(fd)
-    np.save(name, array, allow_pickle=False)
-    os.replace(name, path)
 
 
 def _load_npy(path: Path) -> npt.NDArray[Any]:
@@ -282,8 +268,8 @@ class PopularityModel:
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _save_npy_atomic(folder / self.FILE_COUNTS, self.counts)
-        _write_json_atomic(folder / self.FILE_ITEMS, {"kind": "popularity", "items": self.items})
+        save_npy(folder / self.FILE_COUNTS, self.counts)
+        write_json(folder / self.FILE_ITEMS, {"kind": "popularity", "items": self.items})
 
     @classmethod
     def load(cls, folder: str | Path) -> PopularityModel:
@@ -494,9 +480,9 @@ class CoOccurrenceModel:
         folder.mkdir(parents=True, exist_ok=True)
         arrays = (self.matrix.data, self.matrix.indices, self.matrix.indptr, self.popularity)
         for name, array in zip(self.FILE_ARRAYS, arrays, strict=True):
-            _save_npy_atomic(folder / name, np.asarray(array))
+            save_npy(folder / name, np.asarray(array))
         meta = {"kind": "cooccurrence", "items": self.items, **self.options()}
-        _write_json_atomic(folder / self.FILE_META, meta)
+        write_json(folder / self.FILE_META, meta)
 
     @classmethod
     def load(cls, folder: str | Path) -> CoOccurrenceModel:
@@ -562,7 +548,7 @@ class BlendedRecommender:
 
     def save_weight(self, folder: str | Path) -> None:
         """Write ``blend.json``; the two models are saved in their own folders."""
-        _write_json_atomic(Path(folder) / self.FILE_META, {"kind": "blend", "weight": self.weight})
+        write_json(Path(folder) / self.FILE_META, {"kind": "blend", "weight": self.weight})
 
     @classmethod
     def read_weight(cls, folder: str | Path) -> float | None:

@@ -6,15 +6,11 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from shoprec.core.metrics import percentile_ms
-
-
-class TextEncoder(Protocol):
-    def encode(self, texts: Sequence[str], batch_size: int = 32, *, progress: bool = False) -> Any: ...
 
 
 def folder_size_mb(folder: Path) -> float:

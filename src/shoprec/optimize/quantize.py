@@ -22,13 +22,13 @@ from onnxruntime.quantization import (
 )
 from tokenizers import Tokenizer
 
-from shoprec.models.artifacts import write_folder
+from shoprec.atomicio import build_folder
 
 
 def quantize_encoder(src: Path, dst: Path, *, per_channel: bool = True) -> Path:
     """Write an int8 copy of the encoder folder ``src`` to ``dst`` (atomically)."""
     src, dst = Path(src), Path(dst)
-    with write_folder(dst) as tmp:
+    with build_folder(dst) as tmp:
         config = json.loads((src / "encoder.json").read_text())
         quantize_dynamic(
             str(src / config.get("model_file", "model.onnx")),
@@ -76,7 +76,7 @@ def quantize_encoder_static(
     src, dst = Path(src), Path(dst)
     if not calibration_texts:
         raise ValueError("static quantisation needs calibration texts")
-    with write_folder(dst) as tmp:
+    with build_folder(dst) as tmp:
         config = json.loads((src / "encoder.json").read_text())
         model_path = src / config.get("model_file", "model.onnx")
         names = {i.name for i in onnx.load(str(model_path), load_external_data=False).graph.input}
@@ -118,7 +118,7 @@ def convert_encoder_fp16(src: Path, dst: Path) -> Path:
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     src, dst = Path(src), Path(dst)
-    with write_folder(dst) as tmp:
+    with build_folder(dst) as tmp:
         config = json.loads((src / "encoder.json").read_text())
         model = onnx.load(str(src / config.get("model_file", "model.onnx")))
         onnx.save(convert_float_to_float16(model, keep_io_types=True), str(tmp / "model.onnx"))

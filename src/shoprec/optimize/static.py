@@ -40,7 +40,7 @@ import scipy.sparse as sp
 from onnx import TensorProto, helper, numpy_helper
 from tokenizers import Tokenizer
 
-from shoprec.models import artifacts
+from shoprec.atomicio import build_folder
 from shoprec.models.encoder import OnnxEncoder
 
 log = logging.getLogger(__name__)
@@ -299,7 +299,7 @@ def distill_static(
     method = "per-token teacher output, SIF weights from the catalog"
     if fit is not None:
         method += "; then ridge-fitted to the teacher's embeddings of catalog texts and generated queries"
-    with artifacts.write_folder(out_dir, required="model.onnx") as tmp:
+    with build_folder(out_dir, required="model.onnx") as tmp:
         onnx.save(static_graph(table, fp16=fp16), str(tmp / "model.onnx"))
         shutil.copyfile(teacher_dir / "tokenizer.json", tmp / "tokenizer.json")
         config = {

@@ -1,1 +1,2 @@
-"""Offline pipelines: building artifacts, training the ranker, evaluating quality."""
+"""Offline pipelines: building artifacts, training the ranker, evaluating quality, the
+``shoprec optimize`` chain and ``shoprec bench encoder``."""

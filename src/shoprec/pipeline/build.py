@@ -16,10 +16,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from shoprec.adapters.eventlog import JsonlEventLog
-from shoprec.catalog.loaders import write_products_jsonl
+from shoprec import artifacts
+from shoprec.catalog.loaders import write_events_jsonl, write_products_jsonl
 from shoprec.errors import DataError
-from shoprec.models import artifacts
 from shoprec.models.bundle import (
     Bundle,
     CatalogArrays,
@@ -180,7 +179,7 @@ def build(
         elif events:
             groups, source = groups_from_events(events), "events"
         if events:
-            JsonlEventLog(tmp / "user_events.jsonl", fsync=False).append(events)
+            write_events_jsonl(events, tmp / "user_events.jsonl")
         groups, validation = split_groups(groups, options.validation_fraction, seed=options.seed)
         if validation:
             write_validation(validation, tmp / VALIDATION_FILE)

@@ -10,18 +10,16 @@ is judged on queries the ranker learned from. The result goes into the manifest 
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from tqdm import tqdm
 
+from shoprec import artifacts
 from shoprec.core.ladder import LadderLevel
 from shoprec.errors import ArtifactError
-from shoprec.models import artifacts
 from shoprec.pipeline.ltr import Group
 from shoprec.pipeline.validation import evaluate_validation, load_validation
 from shoprec.serving.admission import serve_params
@@ -114,8 +112,6 @@ def measure_artifacts(folder: Path, *, threads: int | None = None, progress: boo
     ladder = measure_ladder(ladder_service(bundle), groups, progress=progress)
     manifest = artifacts.read_manifest(folder)
     manifest["ladder"] = ladder
-    tmp = folder / f".{artifacts.MANIFEST}.ladder.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    os.replace(tmp, folder / artifacts.MANIFEST)
+    artifacts.save_manifest(folder, manifest)
     log.info("measured the ladder of %s over %d validation queries", folder, ladder["queries"])
     return ladder

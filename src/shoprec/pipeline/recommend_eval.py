@@ -20,12 +20,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shoprec.catalog.loaders import read_sequences
 from shoprec.core.sequences import (
     build_vocabulary,
     encode_sequences,
     evaluate_ranking,
     leave_last_out,
-    read_sequences,
     select_blend_weight,
 )
 from shoprec.errors import DataError

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shoprec.catalog.loaders import read_clicks
 from shoprec.core.sequences import build_vocabulary, target_ranks
-from shoprec.core.sessions import hit_and_mrr, next_click_cases, read_clicks
+from shoprec.core.sessions import hit_and_mrr, next_click_cases
 from shoprec.errors import DataError
 from shoprec.models.recommender import CoOccurrenceModel, PopularityModel
 from shoprec.models.session_knn import SessionKNN

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from shoprec import artifacts
 from shoprec.errors import ConfigError, DataError, PromotionRefusedError, RequestError
-from shoprec.models import artifacts
 from shoprec.models.bundle import Trust
 from shoprec.registry.evaluation import (
     Loaded,
@@ -33,7 +33,8 @@ from shoprec.registry.evaluation import (
     load_version,
     validation_groups,
 )
-from shoprec.registry.store import Pointer, Registry
+from shoprec.registry.store import Registry
+from shoprec.registry_pointer import Pointer
 from shoprec.security.audit import AuditLog
 
 BENCH_MAX_QUERIES = 50
@@ -136,7 +137,7 @@ def _audit(audit: AuditLog | None, action: str, actor: str, details: Mapping[str
 def _read_sequences(path: Path | None) -> dict[str, list[str]] | None:
     if path is None:
         return None
-    from shoprec.core.sequences import read_sequences
+    from shoprec.catalog.loaders import read_sequences
 
     seqs, _ = read_sequences(path, min_items=2)
     return seqs

@@ -9,7 +9,8 @@ the only object that ever changes is ``CURRENT``)::
     versions/<id>/version.json   {"id", "pushed_at", "source", "manifest_sha256", "model_id",
                                   "evaluations": [evaluation report, ...]}
     CURRENT                      {"version": id, "previous": [older ids, most recent first],
-                                  "changed_at": ...}, replaced atomically (temp file + os.replace)
+                                  "changed_at": ...}, replaced atomically (temp file + os.replace);
+                                 read through :mod:`shoprec.registry_pointer`
     history.jsonl                append-only: pushes, promotions, rollbacks, refusals
 
 ``version.json`` is the one file of a version that grows (each evaluation is appended to its
@@ -24,34 +25,30 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from shoprec import artifacts
+from shoprec.atomicio import fsync_dir, fsync_tree, write_json
 from shoprec.errors import ArtifactError, NotFoundError, RequestError
-from shoprec.models import artifacts
+from shoprec.registry_pointer import (
+    ARTIFACTS_DIR,
+    POINTER,
+    VERSION_ID,
+    VERSIONS_DIR,
+    Pointer,
+    check_version_id,
+    read_pointer,
+)
 
-VERSION_ID: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
-POINTER: Final = "CURRENT"
 HISTORY: Final = "history.jsonl"
 VERSION_FILE: Final = "version.json"
-ARTIFACTS_DIR: Final = "artifacts"
 MAX_PREVIOUS: Final = 50
-
-
-def check_version_id(version_id: str) -> str:
-    """``version_id`` if it is a safe folder name; RequestError otherwise (no ``/``, no ``..``)."""
-    if not isinstance(version_id, str) or not VERSION_ID.fullmatch(version_id) or ".." in version_id:
-        raise RequestError(
-            f"bad version id {version_id!r}: use 1-80 letters, digits, '.', '_' or '-', starting with a letter or digit"
-        )
-    return version_id
 
 
 def _iso(ts: float) -> str:
@@ -61,35 +58,6 @@ def _iso(ts: float) -> str:
 def _iso_ms(ts: float) -> str:
     """UTC with milliseconds, so pushes in the same second still sort in push order."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
-
-
-def _atomic_write_text(path: Path, text: str, *, before_replace: Callable[[Path], None] | None = None) -> None:
-    """Write ``text`` to a temp file beside ``path``, fsync it, then ``os.replace`` it over ``path``."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        if before_replace is not None:
-            before_replace(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-@dataclass(frozen=True)
-class Pointer:
-    """The content of ``CURRENT``."""
-
-    version: str
-    previous: tuple[str, ...]
-    changed_at: str
-
-    def to_json(self) -> dict[str, Any]:
-        return {"version": self.version, "previous": list(self.previous), "changed_at": self.changed_at}
 
 
 class Registry:
@@ -114,7 +82,7 @@ class Registry:
 
     @property
     def versions_dir(self) -> Path:
-        return self.root / "versions"
+        return self.root / VERSIONS_DIR
 
     def version_dir(self, version_id: str) -> Path:
         return self.versions_dir / check_version_id(version_id)
@@ -126,21 +94,7 @@ class Registry:
 
     def pointer(self) -> Pointer | None:
         """The current pointer, or None when nothing was promoted yet."""
-        path = self.root / POINTER
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            raise ArtifactError(f"{path}: unreadable registry pointer: {exc}") from exc
-        if not isinstance(data, dict) or not isinstance(data.get("previous", []), list):
-            raise ArtifactError(f"{path}: malformed registry pointer")
-        try:
-            version = check_version_id(data.get("version"))  # type: ignore[arg-type]
-            previous = tuple(check_version_id(v) for v in data.get("previous", []))
-        except RequestError as exc:
-            raise ArtifactError(f"{path}: malformed registry pointer: {exc.message}") from exc
-        return Pointer(version, previous, str(data.get("changed_at", "")))
+        return read_pointer(self.root)
 
     def current_id(self) -> str | None:
         p = self.pointer()
@@ -216,11 +170,17 @@ class Registry:
     def write_pointer(self, pointer: Pointer) -> None:
         """Replace ``CURRENT`` atomically; a crash before the rename leaves the old pointer."""
         self.root.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(pointer.to_json(), indent=2, sort_keys=True) + "\n"
-        _atomic_write_text(self.root / POINTER, text, before_replace=self._before_pointer_replace)
+        write_json(
+            self.root / POINTER,
+            pointer.to_json(),
+            indent=2,
+            sort_keys=True,
+            end="\n",
+            before_replace=self._before_pointer_replace,
+        )
 
     def _write_version(self, version_dir: Path, record: Mapping[str, Any]) -> None:
-        _atomic_write_text(version_dir / VERSION_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        write_json(version_dir / VERSION_FILE, record, indent=2, sort_keys=True, end="\n")
 
     def add_evaluation(self, version_id: str, report: Mapping[str, Any]) -> dict[str, Any]:
         """Append ``report`` to the version's ``evaluations`` (version.json rewritten atomically)."""
@@ -277,7 +237,9 @@ class Registry:
             for p in sorted((tmp / ARTIFACTS_DIR).rglob("*"), reverse=True):
                 if p.is_file():
                     p.chmod(0o444)
+            fsync_tree(tmp)
             os.rename(tmp, target)  # fails if a concurrent push took the id
+            fsync_dir(self.versions_dir)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal, cast, get_args
 
+from shoprec.atomicio import write_json
 from shoprec.errors import ConfigError, NotFoundError, RequestError
 
 Role = Literal["search", "events", "admin"]
@@ -269,19 +270,8 @@ class KeyStore:
             "version": STORE_VERSION,
             "keys": {k: r.to_json() for k, r in sorted(self._records.items())},
         }
-        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_json(self.path, data, indent=2, sort_keys=True, end="\n", mode=0o600)
         self._stamp = self._stat()
 
     @contextmanager

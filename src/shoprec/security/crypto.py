@@ -56,8 +56,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
 
+from shoprec import artifacts
+from shoprec.atomicio import fsync_dir, write_bytes
 from shoprec.errors import ArtifactError, ConfigError, DependencyError, IntegrityError
-from shoprec.models import artifacts
 
 try:
     from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
@@ -128,39 +129,6 @@ class DecryptionError(IntegrityError):
 # --- files ----------------------------------------------------------------------------------
 
 
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
-    """Write ``data`` to a temporary sibling created with ``mode``, fsync, rename over ``path``.
-
-    The mode is given at creation (and narrowed by the umask), so a secret is never readable
-    by others, not even for a moment.
-    """
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
 def _read_key_bytes(path: Path, what: str) -> bytes:
     try:
         return Path(path).read_bytes()
@@ -215,8 +183,8 @@ def generate_signing_key(out: Path, *, overwrite: bool = False) -> tuple[Path, P
         encoding=serialization.Encoding.PEM,
         format=serialization.PublicFormat.SubjectPublicKeyInfo,
     )
-    _atomic_write(out, private_pem, mode=0o600)
-    _atomic_write(pub, public_pem, mode=0o644)
+    write_bytes(out, private_pem, mode=0o600)
+    write_bytes(pub, public_pem, mode=0o644)
     return out, pub
 
 
@@ -301,7 +269,7 @@ def sign_artifacts(
         "signature": base64.b64encode(key.sign(manifest_bytes)).decode("ascii"),
     }
     text = json.dumps(record, indent=2, sort_keys=True) + "\n"
-    _atomic_write(folder / SIGNATURE, text.encode("utf-8"))
+    write_bytes(folder / SIGNATURE, text.encode("utf-8"))
     return record
 
 
@@ -453,7 +421,7 @@ def generate_data_key(out: Path, *, overwrite: bool = False) -> Path:
         _refuse_overwrite(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     text = base64.b64encode(secrets.token_bytes(DATA_KEY_BYTES)).decode("ascii") + "\n"
-    _atomic_write(out, text.encode("ascii"), mode=0o600)
+    write_bytes(out, text.encode("ascii"), mode=0o600)
     return out
 
 
@@ -508,7 +476,7 @@ def encrypt_file(key: bytes, src: Path, dst: Path, *, relative_name: str | None 
     src, dst = Path(src), Path(dst)
     aad = (relative_name or _plain_name(dst)).encode("utf-8")
     blob = encrypt_bytes(key, src.read_bytes(), aad=aad)
-    _atomic_write(dst, blob, mode=src.stat().st_mode & 0o777)
+    write_bytes(dst, blob, mode=src.stat().st_mode & 0o777)
     return dst
 
 
@@ -553,12 +521,6 @@ def read_artifact_bytes(folder: Path, relative: str, key: bytes | None) -> bytes
     if not plain.is_file():
         raise ArtifactError(f"{folder}: no {relative} (nor {relative}{ENCRYPTED_SUFFIX})")
     return plain.read_bytes()
-
-
-def _write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    # Same layout as artifacts.write_manifest, so the folder reads the same either way.
-    text = json.dumps(manifest, indent=2, sort_keys=True)
-    _atomic_write(folder / artifacts.MANIFEST, text.encode("utf-8"))
 
 
 def encrypt_artifacts(folder: Path, key: bytes, *, patterns: Sequence[str] = DEFAULT_PATTERNS) -> dict[str, Any]:
@@ -611,12 +573,12 @@ def encrypt_artifacts(folder: Path, key: bytes, *, patterns: Sequence[str] = DEF
             "key_id": kid,
             "files": encrypted,
         }
-        _write_manifest(folder, manifest)
+        artifacts.save_manifest(folder, manifest)
     except BaseException:
         for p in written:
             p.unlink(missing_ok=True)
         raise
     for rel in targets:
         artifacts.safe_path(folder, rel).unlink()
-    _fsync_dir(folder)
+    fsync_dir(folder)
     return manifest

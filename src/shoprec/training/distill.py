@@ -1,5 +1,6 @@
-"""A small transformer student distilled from the teacher, and the distillation loop that
-pruning's recovery fine-tune shares.
+"""Training toward the teacher: a small transformer student distilled from it, and a pruned
+teacher recovered with the same distillation loop (:func:`prune_encoder`; the cutting itself
+is :mod:`shoprec.training.prune`, which this module imports and never the reverse).
 
 The student keeps a few of the teacher's layers (spread evenly, first and last included),
 initialised from them, optionally with a narrower FFN (the teacher's most important neurons
@@ -20,9 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,9 +33,12 @@ import torch
 from tokenizers import Tokenizer
 from torch import nn
 
+from shoprec.atomicio import build_folder
 from shoprec.errors import ConfigError
 from shoprec.training.export import MeanPooledEncoder, export_onnx, load_backbone
 from shoprec.training.prune import (
+    Importance,
+    activation_importance,
     count_parameters,
     drop_pooler,
     prune_backbone,
@@ -237,9 +239,7 @@ def save_encoder(model: nn.Module, teacher_dir: Path, out_dir: Path, *, kind: st
     graph with pooling + L2 inside, the teacher's tokenizer, an ``encoder.json`` with the report."""
     teacher_dir, out_dir = Path(teacher_dir), Path(out_dir)
     teacher_cfg = json.loads((teacher_dir / "encoder.json").read_text())
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
+    with build_folder(out_dir, required="model.onnx") as tmp:
         export_onnx(model, tmp / "model.onnx")
         shutil.copyfile(teacher_dir / "tokenizer.json", tmp / "tokenizer.json")
         base = str(teacher_cfg.get("model_id", "teacher")).rsplit("/", 1)[-1]
@@ -253,12 +253,6 @@ def save_encoder(model: nn.Module, teacher_dir: Path, out_dir: Path, *, kind: st
             kind: report,
         }
         (tmp / "encoder.json").write_text(json.dumps(config, indent=2))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 
@@ -289,4 +283,61 @@ def distill_student(
         "training": training,
     }
     save_encoder(model, Path(teacher_dir), Path(out_dir), kind="student", report=report)
+    return report
+
+
+def prune_encoder(
+    teacher_dir: Path,
+    teacher_weights: Path,
+    out_dir: Path,
+    texts: Sequence[str],
+    teacher_encode: TeacherEncode,
+    *,
+    heads_keep: float = 0.5,
+    ffn_keep: float = 0.5,
+    layers: Sequence[int] | None = None,
+    importance: Importance = "activation",
+    importance_texts: int = 512,
+    options: DistillOptions | None = None,
+) -> dict[str, Any]:
+    """Prune the teacher (weights in ``teacher_weights``, a Hugging Face folder; tokenizer and
+    config from the ONNX encoder folder ``teacher_dir``), recover with the distillation loss on
+    ``texts`` against ``teacher_encode``, and export to ``out_dir`` (atomically) the same way
+    as the teacher. Returns the report that also goes into ``encoder.json``."""
+    opts = options if options is not None else DistillOptions()
+    torch.manual_seed(opts.seed)
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    tokenizer = load_tokenizer(Path(teacher_dir))
+    backbone = copy.deepcopy(load_backbone(Path(teacher_weights)))
+    drop_pooler(backbone)
+    model = MeanPooledEncoder(backbone)
+    if importance == "activation":
+        rng = np.random.default_rng(opts.seed)
+        idx = rng.choice(len(texts), size=min(importance_texts, len(texts)), replace=False)
+        head_scores, ffn_scores = activation_importance(
+            model, tokenizer, [texts[i] for i in sorted(idx)], max_length=opts.max_length
+        )
+    elif importance == "weight":
+        head_scores, ffn_scores = weight_importance(model.backbone)
+    else:
+        raise ConfigError(f"importance must be 'weight' or 'activation', got {importance!r}")
+    structure = prune_backbone(
+        model.backbone, head_scores, ffn_scores, heads_keep=heads_keep, ffn_keep=ffn_keep, layers=layers
+    )
+    log.info(
+        "pruned %d -> %d parameters; shapes %s",
+        structure["parameters_before"],
+        structure["parameters_after"],
+        structure["shapes"],
+    )
+    training = distill_to_teacher(model, tokenizer, texts, teacher_encode, opts)
+    report = {
+        "method": f"structured pruning ({importance} importance) + recovery fine-tune (cosine distillation loss)",
+        "heads_keep": heads_keep,
+        "ffn_keep": ffn_keep,
+        **structure,
+        "recovery": training,
+    }
+    save_encoder(model, Path(teacher_dir), Path(out_dir), kind="pruned", report=report)
     return report

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from shoprec.models.artifacts import write_folder
+from shoprec.atomicio import build_folder, replacing
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +76,11 @@ def export_onnx(module: nn.Module, path: Path, *, opset: int = 17) -> None:
     mask = torch.ones((2, 8), dtype=torch.long)
     types = torch.zeros((2, 8), dtype=torch.long)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".onnx.tmp")
     # The TorchScript exporter is deprecated in favour of torch.export (and warns about its own
     # internals and about traced Python branches in transformers' mask code, which are fixed by
     # the dynamic axes) but is still the one that handles this model without extra dependencies;
     # silence warnings for the duration of the export only. Parity is tested against torch.
-    with torch.no_grad(), warnings.catch_warnings():
+    with replacing(path) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
             module,
@@ -98,14 +97,13 @@ def export_onnx(module: nn.Module, path: Path, *, opset: int = 17) -> None:
             opset_version=opset,
             dynamo=False,
         )
-    os.replace(tmp, path)
 
 
 def export_teacher(out_dir: Path, *, max_seq_length: int = 128) -> Path:
     """Export all-MiniLM-L6-v2 to ``out_dir/model.onnx`` beside ``tokenizer.json`` and
     ``encoder.json``; returns ``out_dir``. Written to a temp folder, then renamed."""
     src = teacher_model_dir()
-    with write_folder(Path(out_dir), required="model.onnx") as tmp:
+    with build_folder(Path(out_dir), required="model.onnx") as tmp:
         torch.set_num_threads(max(1, os.cpu_count() or 1))
         module = MeanPooledEncoder(load_backbone(src))
         log.info("exporting %s to ONNX", TEACHER_ID)

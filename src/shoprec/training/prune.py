@@ -1,6 +1,8 @@
 """Structured pruning of a BERT-family encoder: whole attention heads, FFN neurons and layers
 are removed, so the weight matrices really shrink (fewer parameters, a smaller file, less
-compute), followed by a short recovery fine-tune with the distillation loss.
+compute). The short recovery fine-tune with the distillation loss that follows, and the
+export, are :func:`shoprec.training.distill.prune_encoder`: this module only measures and cuts,
+and imports nothing from ``distill`` (which builds its students with these cuts).
 
 Importance is measured either from the weights (``weight``: a head's value and output
 projections, a neuron's in and out weights) or from activations on catalog texts
@@ -14,12 +16,10 @@ infers the head count from the sliced projections, so nothing else changes.
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -29,9 +29,6 @@ from transformers.pytorch_utils import prune_linear_layer
 
 from shoprec.errors import ConfigError
 from shoprec.training.export import MeanPooledEncoder
-
-if TYPE_CHECKING:
-    from shoprec.training.distill import DistillOptions
 
 log = logging.getLogger(__name__)
 
@@ -235,63 +232,3 @@ def prune_backbone(
         "layers_kept": list(layers) if layers is not None else list(range(len(all_layers))),
         "shapes": shapes(backbone),
     }
-
-
-def prune_encoder(
-    teacher_dir: Path,
-    teacher_weights: Path,
-    out_dir: Path,
-    texts: Sequence[str],
-    teacher_encode: Callable[[Sequence[str]], np.ndarray],
-    *,
-    heads_keep: float = 0.5,
-    ffn_keep: float = 0.5,
-    layers: Sequence[int] | None = None,
-    importance: Importance = "activation",
-    importance_texts: int = 512,
-    options: DistillOptions | None = None,
-) -> dict[str, Any]:
-    """Prune the teacher (weights in ``teacher_weights``, a Hugging Face folder; tokenizer and
-    config from the ONNX encoder folder ``teacher_dir``), recover with the distillation loss on
-    ``texts`` against ``teacher_encode``, and export to ``out_dir`` (atomically) the same way
-    as the teacher. Returns the report that also goes into ``encoder.json``."""
-    from shoprec.training.distill import DistillOptions, distill_to_teacher, load_tokenizer, save_encoder
-    from shoprec.training.export import load_backbone
-
-    opts = options if options is not None else DistillOptions()
-    torch.manual_seed(opts.seed)
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    tokenizer = load_tokenizer(Path(teacher_dir))
-    backbone = copy.deepcopy(load_backbone(Path(teacher_weights)))
-    drop_pooler(backbone)
-    model = MeanPooledEncoder(backbone)
-    if importance == "activation":
-        rng = np.random.default_rng(opts.seed)
-        idx = rng.choice(len(texts), size=min(importance_texts, len(texts)), replace=False)
-        head_scores, ffn_scores = activation_importance(
-            model, tokenizer, [texts[i] for i in sorted(idx)], max_length=opts.max_length
-        )
-    elif importance == "weight":
-        head_scores, ffn_scores = weight_importance(model.backbone)
-    else:
-        raise ConfigError(f"importance must be 'weight' or 'activation', got {importance!r}")
-    structure = prune_backbone(
-        model.backbone, head_scores, ffn_scores, heads_keep=heads_keep, ffn_keep=ffn_keep, layers=layers
-    )
-    log.info(
-        "pruned %d -> %d parameters; shapes %s",
-        structure["parameters_before"],
-        structure["parameters_after"],
-        structure["shapes"],
-    )
-    training = distill_to_teacher(model, tokenizer, texts, teacher_encode, opts)
-    report = {
-        "method": f"structured pruning ({importance} importance) + recovery fine-tune (cosine distillation loss)",
-        "heads_keep": heads_keep,
-        "ffn_keep": ffn_keep,
-        **structure,
-        "recovery": training,
-    }
-    save_encoder(model, Path(teacher_dir), Path(out_dir), kind="pruned", report=report)
-    return report

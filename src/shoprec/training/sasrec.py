@@ -54,9 +54,9 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+from shoprec.artifacts import write_artifacts, write_manifest
 from shoprec.core.sequences import PAD_ID, evaluate_ranking
 from shoprec.errors import ConfigError
-from shoprec.models.artifacts import write_artifacts, write_manifest
 
 log = logging.getLogger(__name__)
 

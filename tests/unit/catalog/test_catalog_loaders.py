@@ -8,11 +8,15 @@ import pytest
 
 from shoprec.catalog.loaders import (
     MAX_PROBLEMS,
+    event_from_json,
     load_events,
     load_judgments,
     load_products,
     parse_column_map,
+    read_clicks,
+    read_sequences,
     write_events_csv,
+    write_events_jsonl,
     write_judgments_csv,
     write_products_jsonl,
 )
@@ -440,3 +444,29 @@ def test_yoochoose_clicks_load() -> None:
     events, report = load_events(shared("yoochoose/clicks_train.tsv"))
     assert report.kept == len(events) == 70_278
     assert {e.type for e in events} == {"click"}
+
+
+def test_events_jsonl_round_trips_and_stays_private(tmp_path: Path) -> None:
+    events = [Event("u1", "P1", "click", 1.5, query="drill"), Event("u1", "P2", "purchase", 2.0)]
+    path = write_events_jsonl(events, tmp_path / "sub" / "user_events.jsonl")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[1] == '{"user_id":"u1","item_id":"P2","type":"purchase","timestamp":2.0}'
+    assert [event_from_json(json.loads(line)) for line in lines] == events
+    assert path.stat().st_mode & 0o077 == 0  # user histories: owner only
+
+
+def test_sequence_and_click_files_are_read_with_a_report(tmp_path: Path) -> None:
+    (tmp_path / "sequences.txt").write_text("u1 1 2 3 4\nu2 2 3\n")
+    seqs, report = read_sequences(tmp_path / "sequences.txt")
+    assert seqs == {"u1": ["1", "2", "3", "4"]}
+    assert (report.rows, report.kept, report.skipped) == (2, 1, 1) and report.path.endswith("sequences.txt")
+    (tmp_path / "clicks.tsv").write_text("SessionId\tItemId\tTime\ns1\tB\t2\ns1\tA\t1\n")
+    sessions, report = read_clicks(tmp_path / "clicks.tsv")
+    assert sessions == {"s1": ["A", "B"]} and report.rows == 2
+
+
+def test_a_missing_sequence_or_click_file_is_a_data_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="cannot read sequences"):
+        read_sequences(tmp_path / "nope.txt")
+    with pytest.raises(DataError, match="cannot read clicks"):
+        read_clicks(tmp_path / "nope.tsv")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,7 +20,6 @@ from shoprec.core.sequences import (
     normalize_rows,
     parse_sequences,
     popularity_scores,
-    read_sequences,
     select_blend_weight,
     target_ranks,
 )
@@ -46,14 +44,13 @@ def fixed_scores(histories: Sequence[Sequence[int]]) -> np.ndarray:
 
 
 @pytest.fixture()
-def tiny_file(tmp_path: Path) -> Path:
-    path = tmp_path / "sequences.txt"
-    path.write_text(TINY)
-    return path
+def tiny() -> dict[str, list[str]]:
+    seqs, _ = parse_sequences(TINY.splitlines(keepends=True), "sequences.txt")
+    return seqs
 
 
-def test_read_skips_and_counts_short_users(tiny_file: Path) -> None:
-    seqs, report = read_sequences(tiny_file)
+def test_parse_skips_and_counts_short_users() -> None:
+    seqs, report = parse_sequences(TINY.splitlines(keepends=True), "sequences.txt")
     assert list(seqs) == ["u1", "u3", "u4"]
     assert seqs["u3"] == ["5", "1", "2", "3", "1"]
     assert (report.rows, report.kept, report.skipped) == (4, 3, 1)
@@ -71,13 +68,8 @@ def test_malformed_lines_raise_row_error(text: str, line: int, problem: str) -> 
     assert err.value.path == "f.txt"
 
 
-def test_missing_file_is_a_data_error(tmp_path: Path) -> None:
-    with pytest.raises(DataError):
-        read_sequences(tmp_path / "nope.txt")
-
-
-def test_leave_last_out_split(tiny_file: Path) -> None:
-    seqs, _ = read_sequences(tiny_file)
+def test_leave_last_out_split(tiny: dict[str, list[str]]) -> None:
+    seqs = tiny
     train, valid, test = leave_last_out(encode_sequences(seqs, build_vocabulary(seqs)))
     assert train == {"u1": [1, 2], "u3": [5, 1, 2], "u4": [4]}
     assert valid == {"u1": 3, "u3": 3, "u4": 4}
@@ -94,8 +86,8 @@ def test_vocabulary_numbers_numeric_ids_first_then_strings() -> None:
         encode_sequences({"x": ["zzz"]}, vocab)
 
 
-def test_hand_computed_hr_and_ndcg(tiny_file: Path) -> None:
-    seqs, _ = read_sequences(tiny_file)
+def test_hand_computed_hr_and_ndcg(tiny: dict[str, list[str]]) -> None:
+    seqs = tiny
     train, valid, test = leave_last_out(encode_sequences(seqs, build_vocabulary(seqs)))
     users = list(train)
     histories = [train[u] + [valid[u]] for u in users]

@@ -1,12 +1,10 @@
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from shoprec.core.sessions import hit_and_mrr, next_click_cases, parse_clicks, read_clicks
-from shoprec.errors import DataError, RowError
+from shoprec.core.sessions import hit_and_mrr, next_click_cases, parse_clicks
+from shoprec.errors import RowError
 
 
 def test_sessions_are_time_ordered_and_header_skipped() -> None:
@@ -28,11 +26,6 @@ def test_sessions_are_time_ordered_and_header_skipped() -> None:
 def test_bad_rows_name_file_and_line(row: str, problem: str) -> None:
     with pytest.raises(RowError, match=rf"clicks\.tsv:3: .*{problem}"):
         parse_clicks(["SessionId\tItemId\tTime\n", "s1\tA\t1\n", row], "clicks.tsv")
-
-
-def test_missing_file_is_a_data_error(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="cannot read clicks"):
-        read_clicks(tmp_path / "nope.tsv")
 
 
 def test_every_click_after_the_first_is_a_case_and_unknown_targets_are_counted() -> None:

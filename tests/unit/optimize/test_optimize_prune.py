@@ -9,20 +9,19 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tinybert import VOCAB, phrases, tiny_tokenizer
 
 from shoprec.errors import ConfigError
 from shoprec.models.encoder import OnnxEncoder
+from support.tinybert import VOCAB, phrases, tiny_tokenizer
 
 torch = pytest.importorskip("torch")
 
-from shoprec.training.distill import DistillOptions, load_tokenizer  # noqa: E402
+from shoprec.training.distill import DistillOptions, load_tokenizer, prune_encoder  # noqa: E402
 from shoprec.training.export import MeanPooledEncoder, export_onnx, load_backbone  # noqa: E402
 from shoprec.training.prune import (  # noqa: E402
     activation_importance,
     count_parameters,
     prune_backbone,
-    prune_encoder,
     prune_ffn,
     prune_heads,
     shapes,

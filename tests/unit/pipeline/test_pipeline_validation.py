@@ -52,15 +52,15 @@ def test_round_trip_and_bad_row_names_file_and_line(tmp_path: Path) -> None:
         load_validation(tmp_path)
 
 
-def test_built_artifacts_carry_held_out_groups(tiny_artifacts: Path) -> None:
-    from shoprec.models.artifacts import read_manifest
+def test_built_artifacts_carry_held_out_groups(tiny_static_artifacts: Path) -> None:
+    from shoprec.artifacts import read_manifest
     from shoprec.models.bundle import load_bundle
     from shoprec.serving.search import SearchService
 
-    groups = load_validation(tiny_artifacts)
-    manifest = read_manifest(tiny_artifacts)
+    groups = load_validation(tiny_static_artifacts)
+    manifest = read_manifest(tiny_static_artifacts)
     assert len(groups) == manifest["metrics"]["validation"]["groups"] > 0
-    service = SearchService(load_bundle(tiny_artifacts))
+    service = SearchService(load_bundle(tiny_static_artifacts))
     full = evaluate_validation(service, groups)
     bm25 = evaluate_validation(service, groups, pipeline="bm25", per_query=True)
     assert full["queries"] == bm25["queries"] == len(groups)

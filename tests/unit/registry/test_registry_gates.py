@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from registryhelp import degraded_copy, good_copy, write_judgments
 from shoprec.errors import ConfigError, PromotionRefusedError, RequestError
 from shoprec.registry import gates
 from shoprec.registry.evaluation import Loaded, latency_benchmark, load_version
 from shoprec.registry.store import Registry
 from shoprec.security.audit import AuditLog
 from shoprec.security.audit import verify as verify_audit
+from support.registryhelp import degraded_copy, good_copy, write_judgments
 
 
 def test_quality_gate_margin() -> None:
@@ -81,24 +81,23 @@ def test_latency_benchmark_is_side_by_side_with_a_fake_clock() -> None:
 
 
 @pytest.fixture()
-def setup(tmp_path: Path, tiny_artifacts: Path) -> tuple[Registry, Path, AuditLog]:
+def setup(tmp_path: Path, tiny_static_artifacts: Path) -> tuple[Registry, Path, AuditLog]:
     reg = Registry(tmp_path / "registry")
     audit = AuditLog(tmp_path / "audit.jsonl", clock=lambda: 1_800_000_000.0)
     return reg, write_judgments(tmp_path / "judgments.jsonl"), audit
 
 
-@pytest.mark.model
 def test_degraded_candidate_is_refused_and_a_good_one_promoted(
-    setup: tuple[Registry, Path, AuditLog], tiny_artifacts: Path, tmp_path: Path
+    setup: tuple[Registry, Path, AuditLog], tiny_static_artifacts: Path, tmp_path: Path
 ) -> None:
     reg, judgments, audit = setup
-    rec = gates.push(reg, tiny_artifacts, version_id="base", judgments=judgments, audit=audit)
+    rec = gates.push(reg, tiny_static_artifacts, version_id="base", judgments=judgments, audit=audit)
     base_ndcg = rec["evaluations"][0]["search"]["ndcg@10"]
     assert base_ndcg > 0.5 and rec["evaluations"][0]["per_query"][0]["titles"]
     first = gates.promote(reg, "base", judgments=judgments, audit=audit)
     assert first.pointer.version == "base" and first.gates == []
 
-    gates.push(reg, degraded_copy(tiny_artifacts, tmp_path / "bad"), version_id="bad", judgments=judgments)
+    gates.push(reg, degraded_copy(tiny_static_artifacts, tmp_path / "bad"), version_id="bad", judgments=judgments)
     pointer_before = (reg.root / "CURRENT").read_bytes()
     with pytest.raises(PromotionRefusedError) as exc:
         gates.promote(reg, "bad", judgments=judgments, audit=audit)
@@ -111,7 +110,7 @@ def test_degraded_candidate_is_refused_and_a_good_one_promoted(
     assert reg.history()[-1]["action"] == "refuse" and reg.history()[-1]["version"] == "bad"
 
     # a good candidate (same model, re-pushed) passes; latency measured with a fake clock
-    gates.push(reg, good_copy(tiny_artifacts, tmp_path / "good"), version_id="good", judgments=judgments)
+    gates.push(reg, good_copy(tiny_static_artifacts, tmp_path / "good"), version_id="good", judgments=judgments)
     clock = FakeTime()
     loaded = [
         Loaded("good", slowed(load_version("good", reg.artifacts_path("good")).search, clock, 0.005), None),
@@ -136,14 +135,13 @@ def test_degraded_candidate_is_refused_and_a_good_one_promoted(
         "registry.push", "registry.refuse", "registry.promote", "registry.rollback"]  # fmt: skip
 
 
-@pytest.mark.model
 def test_a_slower_candidate_is_refused_by_the_latency_gate(
-    setup: tuple[Registry, Path, AuditLog], tiny_artifacts: Path, tmp_path: Path
+    setup: tuple[Registry, Path, AuditLog], tiny_static_artifacts: Path, tmp_path: Path
 ) -> None:
     reg, judgments, _ = setup
-    gates.push(reg, tiny_artifacts, version_id="base", judgments=judgments)
+    gates.push(reg, tiny_static_artifacts, version_id="base", judgments=judgments)
     gates.promote(reg, "base")
-    gates.push(reg, good_copy(tiny_artifacts, tmp_path / "slow"), version_id="slow", judgments=judgments)
+    gates.push(reg, good_copy(tiny_static_artifacts, tmp_path / "slow"), version_id="slow", judgments=judgments)
     clock = FakeTime()
     loaded = [
         Loaded("slow", slowed(load_version("slow", reg.artifacts_path("slow")).search, clock, 0.020), None),
@@ -157,12 +155,11 @@ def test_a_slower_candidate_is_refused_by_the_latency_gate(
     assert reg.current_id() == "base"
 
 
-@pytest.mark.model
 def test_promote_refuses_unknown_and_current_versions(
-    setup: tuple[Registry, Path, AuditLog], tiny_artifacts: Path
+    setup: tuple[Registry, Path, AuditLog], tiny_static_artifacts: Path
 ) -> None:
     reg, judgments, _ = setup
-    gates.push(reg, tiny_artifacts, version_id="base", judgments=judgments)
+    gates.push(reg, tiny_static_artifacts, version_id="base", judgments=judgments)
     gates.promote(reg, "base")
     with pytest.raises(RequestError, match="already the current"):
         gates.promote(reg, "base")
@@ -188,11 +185,10 @@ def test_check_gates_includes_recommendation_only_when_both_have_it() -> None:
     assert [g.gate for g in one] == ["search NDCG@10", "p99 latency"]
 
 
-@pytest.mark.model
 def test_recommendation_ndcg_is_evaluated_and_gated_with_sequences(
-    setup: tuple[Registry, Path, AuditLog], tiny_artifacts: Path, tmp_path: Path
+    setup: tuple[Registry, Path, AuditLog], tiny_static_artifacts: Path, tmp_path: Path
 ) -> None:
-    from tinyshop import tiny_events
+    from support.tinyshop import tiny_events
 
     reg, judgments, _ = setup
     by_user: dict[str, list[str]] = {}
@@ -202,11 +198,11 @@ def test_recommendation_ndcg_is_evaluated_and_gated_with_sequences(
             items.append(e.item_id)
     seq_file = tmp_path / "sequences.txt"
     seq_file.write_text("".join(f"{u} {' '.join(items)}\n" for u, items in by_user.items() if len(items) >= 2))
-    rec = gates.push(reg, tiny_artifacts, version_id="base", judgments=judgments, sequences=seq_file)
+    rec = gates.push(reg, tiny_static_artifacts, version_id="base", judgments=judgments, sequences=seq_file)
     recommend = rec["evaluations"][0]["recommend"]
     assert recommend is not None and recommend["users"] >= 1 and 0.0 <= recommend["ndcg@10"] <= 1.0
     gates.promote(reg, "base")
-    gates.push(reg, good_copy(tiny_artifacts, tmp_path / "good"), version_id="good", judgments=judgments)
+    gates.push(reg, good_copy(tiny_static_artifacts, tmp_path / "good"), version_id="good", judgments=judgments)
     clock = FakeTime()
     real = {v: load_version(v, reg.artifacts_path(v)) for v in ("good", "base")}
     assert real["good"].recommend is not None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from shoprec.models import artifacts
+from shoprec import artifacts
 from shoprec.registry import report
 from shoprec.registry.store import Registry
 

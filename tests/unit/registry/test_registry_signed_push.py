@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shoprec.models import artifacts
+from shoprec import artifacts
 from shoprec.models.bundle import Trust
 from shoprec.registry.gates import verifier
 from shoprec.registry.store import Registry

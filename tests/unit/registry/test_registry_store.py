@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from shoprec import artifacts
 from shoprec.errors import ArtifactError, IntegrityError, NotFoundError, RequestError
-from shoprec.models import artifacts
 from shoprec.registry.store import Registry, check_version_id
 
 
@@ -179,9 +179,9 @@ def test_set_current_refuses_when_the_pointer_moved(reg: Registry, tmp_path: Pat
 
 
 def test_the_serving_runtime_follows_the_pointer(reg: Registry, tmp_path: Path) -> None:
-    from shoprec.serving.runtime import registry_current_path
+    from shoprec.registry_pointer import current_artifacts
 
-    assert registry_current_path(reg.root) is None
+    assert current_artifacts(reg.root) is None
     reg.push(make_artifacts(tmp_path / "a", "one"), version_id="v1")
     reg.set_current("v1", action="promote")
-    assert registry_current_path(reg.root) == (reg.artifacts_path("v1"), "v1")
+    assert current_artifacts(reg.root) == (reg.artifacts_path("v1"), "v1")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from shoprec import artifacts
 from shoprec.errors import ArtifactError, IntegrityError
-from shoprec.models import artifacts
 from shoprec.security import crypto
 
 

@@ -1,5 +1,10 @@
 """``shoprec optimize``: new artifacts with a faster encoder, each step measured and gated.
 
+This is the orchestration; the encoder transformations are :mod:`shoprec.optimize`
+(quantisation, the static student) and :mod:`shoprec.training` (the transformer student,
+pruning), which import models and core only. It sits here, beside ``build``, because the
+gate and the re-measured ladder use the pipeline's validation and the serving search.
+
 A step turns the input's encoder into a candidate encoder folder. Each candidate is
 measured (size, batch-1 latency, batch-32 throughput) and judged by the full search
 pipeline's NDCG@10 on the validation groups (``validation.jsonl`` in the artifacts, or
@@ -25,7 +30,7 @@ pass, or nothing is written. With no step named the recommended
 chain runs and the fastest passing encoder (by batch-1 latency) is kept; if none passes,
 nothing is written. Output = a copy of the input with ``encoder/`` replaced (and
 ``embeddings.npy`` + ``vectors.faiss`` when products were re-encoded), written through
-:func:`shoprec.models.artifacts.write_artifacts`, with an ``optimization`` manifest section.
+:func:`shoprec.artifacts.write_artifacts`, with an ``optimization`` manifest section.
 """
 
 from __future__ import annotations
@@ -43,8 +48,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from shoprec import artifacts
 from shoprec.errors import ConfigError, DataError, QualityGateError
-from shoprec.models import artifacts
 from shoprec.models.bundle import Bundle, load_bundle, product_dense_text
 from shoprec.models.encoder import OnnxEncoder
 from shoprec.optimize.measure import cosine_agreement, folder_size_mb, measure_encoder
@@ -348,8 +353,7 @@ def _trained_step(step: str, bundle: Bundle, work: Path, texts: list[str], optio
     step quantizes that folder into ``work/<step>``. Returns what the step did."""
     from shoprec.core.querygen import training_texts
     from shoprec.optimize.quantize import quantize_encoder
-    from shoprec.training.distill import DistillOptions, distill_student
-    from shoprec.training.prune import prune_encoder
+    from shoprec.training.distill import DistillOptions, distill_student, prune_encoder
 
     kind = TRAINED[step]
     fp32 = work / kind

@@ -15,23 +15,25 @@ Layout of an artifacts folder::
 Never pickle. :func:`write_artifacts` builds in a temporary sibling folder and renames it
 over the target, so a failed build leaves the previous artifacts intact. :func:`verify`
 recomputes every checksum; any mismatch, missing or unlisted file is refused with
-:class:`~shoprec.errors.IntegrityError` naming the file.
+:class:`~shoprec.errors.IntegrityError` naming the file. :func:`save_manifest` is the one
+writer of ``manifest.json`` (atomic and fsynced, through :mod:`shoprec.atomicio`).
+
+The format sits below every package that reads or writes artifacts: ``models`` loads them,
+``security`` signs and encrypts them, ``training``, ``optimize`` and ``pipeline`` write them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from shoprec import __version__
+from shoprec.atomicio import build_folder, write_text
 from shoprec.errors import ArtifactError, IntegrityError
 
 FORMAT_VERSION = 1
@@ -71,32 +73,8 @@ def write_artifacts(out: Path) -> Iterator[Path]:
     On any exception the temporary folder is removed and ``out`` is untouched. The folder
     must hold a manifest by the end.
     """
-    with write_folder(out, required=MANIFEST) as tmp:
+    with build_folder(out, required=MANIFEST) as tmp:
         yield tmp
-
-
-@contextmanager
-def write_folder(out: Path, *, required: str | None = None) -> Iterator[Path]:
-    """Yield a temporary folder beside ``out``; on success it replaces ``out`` (an existing
-    ``out`` is moved aside first, then removed). On any exception, or when ``required`` is
-    missing from it at the end, the temporary folder is removed and ``out`` is untouched."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.building-", dir=out.parent))
-    try:
-        yield tmp
-        if required is not None and not (tmp / required).exists():
-            raise ArtifactError(f"{out}: finished without writing {required}")
-        old: Path | None = None
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{os.getpid()}-{int(time.time() * 1000)}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write_manifest(
@@ -107,7 +85,7 @@ def write_manifest(
     metrics: dict[str, Any],
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Checksum every file under ``folder`` and write ``manifest.json`` (atomically)."""
+    """Checksum every file under ``folder`` and write ``manifest.json`` (see :func:`save_manifest`)."""
     files = {p.relative_to(folder).as_posix(): sha256_file(p) for p in _files(folder)}
     manifest: dict[str, Any] = {
         "format_version": FORMAT_VERSION,
@@ -120,10 +98,14 @@ def write_manifest(
     }
     if extra:
         manifest.update(extra)
-    tmp = folder / f".{MANIFEST}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    os.replace(tmp, folder / MANIFEST)
+    save_manifest(folder, manifest)
     return manifest
+
+
+def save_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:
+    """Write ``manifest`` as ``folder/manifest.json``, atomically and fsynced: the one writer
+    of the file, so every manifest has the same layout (sorted keys, two-space indent)."""
+    write_text(Path(folder) / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:

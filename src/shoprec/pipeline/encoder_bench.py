@@ -18,10 +18,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from shoprec.models import artifacts
+from shoprec import artifacts
 from shoprec.models.encoder import OnnxEncoder
-from shoprec.optimize.chain import CANDIDATES, STEPS
 from shoprec.optimize.measure import folder_size_mb, measure_encoder, rss_mb
+from shoprec.pipeline.optimize import CANDIDATES, STEPS
 from shoprec.pipeline.validation import load_validation
 
 log = logging.getLogger(__name__)
