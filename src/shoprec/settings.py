@@ -3,18 +3,34 @@
 Read once at start from (lowest to highest precedence) the defaults, an optional TOML
 file, and environment variables prefixed ``SHOPREC_`` (``SHOPREC_MAX_K=50``). Nothing
 reads the environment at import time; invalid values raise :class:`ConfigError` at start.
+
+Each field declares its own range (``PositiveInt``, ``Field(ge=0, le=1)``); relations between
+fields are checked in one model validator. Values are parsed as pydantic does ("50" is 50 for an
+int field), except that a bool is never a number and a flag takes only the words listed in
+:func:`_flag`. Only :meth:`Settings.load` takes values from the environment or a file;
+``Settings(...)`` and :meth:`Settings.replace` take their keyword arguments and the defaults.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin, get_type_hints
+from typing import Annotated, Any, Literal, NoReturn, Self, cast, get_args
+
+from pydantic import (
+    BeforeValidator,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shoprec.errors import ConfigError
 
@@ -22,92 +38,152 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 ENV_PREFIX = "SHOPREC_"
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+def _flag(value: object) -> object:
+    """Text to a bool: 1/true/yes/on or 0/false/no/off, in any case (pydantic alone also takes t/y/f/n)."""
+    if not isinstance(value, str):
+        return value
+    word = value.strip().lower()
+    if word in ("1", "true", "yes", "on"):
+        return True
+    if word in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be one of 1/true/yes/on or 0/false/no/off")
+
+
+def _paths(value: object) -> object:
+    """``"a.pub, b.pub"`` (environment) or a list (TOML) to a tuple of paths, blanks dropped."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple):
+        return value  # refused by the tuple type, with the value in the message
+    return tuple(Path(str(item).strip()) for item in items if str(item).strip())
+
+
+Flag = Annotated[bool, BeforeValidator(_flag)]
+PathList = Annotated[tuple[Path, ...], BeforeValidator(_paths)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+RateOrUnset = Annotated[float | None, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid", allow_inf_nan=False)
+
     artifacts: Path | None = None
     data_dir: Path = Path(".shoprec")
     host: str = "127.0.0.1"
-    port: int = 8000
-    workers: int = 1
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    workers: PositiveInt = 1
     log_level: LogLevel = "info"
-    verify_artifacts: bool = True
-    threads: int | None = None
+    verify_artifacts: Flag = True
+    threads: Annotated[int | None, Field(gt=0)] = None
     # request limits
-    max_query_chars: int = 256
-    max_k: int = 100
-    default_k: int = 10
-    max_body_bytes: int = 1_000_000
-    max_events_per_batch: int = 1_000
-    max_id_chars: int = 128
+    max_query_chars: PositiveInt = 256
+    max_k: PositiveInt = 100
+    default_k: PositiveInt = 10
+    max_body_bytes: PositiveInt = 1_000_000
+    max_events_per_batch: PositiveInt = 1_000
+    max_id_chars: PositiveInt = 128
     # retrieval
-    lexical_candidates: int = 100
-    dense_candidates: int = 100
+    lexical_candidates: PositiveInt = 100
+    dense_candidates: PositiveInt = 100
     # trust: signatures, encryption at rest, API keys, audit, TLS, registry pickup
-    require_signature: bool = True
-    trusted_keys: tuple[Path, ...] = ()
+    require_signature: Flag = True
+    trusted_keys: PathList = ()
     data_key_file: Path | None = None
     data_key_env: str = "SHOPREC_DATA_KEY"
     keys_file: Path | None = None
-    anonymous_read: bool = False
+    anonymous_read: Flag = False
     audit_log: Path | None = None
-    audit_search_sample_rate: float = 0.0
+    audit_search_sample_rate: Fraction = 0.0
     registry: Path | None = None
-    registry_poll_s: float = 5.0
-    drain_timeout_s: float = 30.0
+    registry_poll_s: PositiveFloat = 5.0
+    drain_timeout_s: PositiveFloat = 30.0
     ssl_certfile: Path | None = None
     ssl_keyfile: Path | None = None
     # shared state across replicas (rate limits; caches): redis://host:port/db, None = in-process only
     redis_url: str | None = None
     # rate limits (token buckets): None = no limit. A key's own rate_limit_per_s wins over the default.
-    rate_limit_anonymous_per_s: float | None = None
-    rate_limit_anonymous_burst: float | None = None  # None: 2x the rate
-    rate_limit_key_default_per_s: float | None = None
-    rate_limit_burst_factor: float = 2.0  # a key's bucket holds this many seconds of its rate
+    rate_limit_anonymous_per_s: RateOrUnset = None
+    rate_limit_anonymous_burst: RateOrUnset = None  # None: 2x the rate
+    rate_limit_key_default_per_s: RateOrUnset = None
+    rate_limit_burst_factor: Annotated[float, Field(ge=1, le=3600)] = (
+        2.0  # a key's bucket holds this many seconds of its rate
+    )
     # deadlines and load shedding
-    deadline_ms: int = 1000
-    deadline_min_ms: int = 10
-    deadline_max_ms: int = 10_000
-    max_in_flight: int = 64  # >= 2x batch_max_size, so the encoder batcher can fill its batches
-    max_queued: int = 256
+    deadline_ms: PositiveInt = 1000
+    deadline_min_ms: PositiveInt = 10
+    deadline_max_ms: PositiveInt = 10_000
+    max_in_flight: PositiveInt = 64  # >= 2x batch_max_size, so the encoder batcher can fill its batches
+    max_queued: NonNegativeInt = 256
     # how often (ms) Python lets another thread take the GIL; CPython's 5 ms default lets a search
     # thread hold the event loop off for whole milliseconds per request (measured: p99 1.4 s at
     # 320 req/s against 8 ms with 0.2)
-    gil_switch_interval_ms: float = 0.2
+    gil_switch_interval_ms: Annotated[float, Field(ge=0.01, le=100)] = 0.2
     # a share of search/recommend requests gets a fast 503 before any parsing while the event
     # loop has a standing lag above this (the smallest lag over 100 ms): the share grows while the
     # lag stands and shrinks once the loop keeps up (serving/looplag.py); 0 turns it off
-    shed_loop_lag_ms: float = 15.0
+    shed_loop_lag_ms: Annotated[float, Field(ge=0, le=60_000)] = 15.0
     # a ladder level whose measured p50 (manifest) is at most this many ms is searched on the event
     # loop itself: the hop to a worker thread and back costs more than such a search; 0: never
-    inline_search_max_ms: float = 1.0
+    inline_search_max_ms: Annotated[float, Field(ge=0, le=50)] = 1.0
     # degradation ladder (levels measured at build time, stored in the manifest)
-    quality_loss_budget: float = 0.15  # relative NDCG@10 loss allowed under pressure
-    ladder_step_down_pressure: float = 1.5
-    ladder_step_up_pressure: float = 0.5
-    ladder_step_up_hold_s: float = 2.0
+    quality_loss_budget: Fraction = 0.15  # relative NDCG@10 loss allowed under pressure
+    ladder_step_down_pressure: PositiveFloat = 1.5
+    ladder_step_up_pressure: NonNegativeFloat = 0.5
+    ladder_step_up_hold_s: NonNegativeFloat = 2.0
+    # False: the ladder never leaves its best level (the admission gate still queues and sheds by
+    # deadline); tests that check full-quality answers set it, with shed_loop_lag_ms=0
+    degrade_under_load: Flag = True
     # predictive rule: serve the best level whose measured cost x arrival rate stays within this
     # fraction of ladder_parallelism busy seconds per second (0 turns the rule off). One worker
     # process runs Python under one GIL, hence 1.0 by default.
-    ladder_utilization_target: float = 0.5
-    ladder_parallelism: float = 1.0
+    ladder_utilization_target: Fraction = 0.5
+    ladder_parallelism: Annotated[float, Field(gt=0, le=1024)] = 1.0
     # dynamic batching of query encoding, and the caches before and after the model (0 entries = off)
-    batch_max_size: int = 32
-    batch_wait_s: float = 0.002
-    batch_target_s: float = 0.02  # the batch size adapts so one batch costs about this much model time
-    embedding_cache_entries: int = 50_000
-    embedding_cache_ttl_s: float = 3600.0
-    result_cache_entries: int = 20_000
-    result_cache_ttl_s: float = 60.0
+    batch_max_size: PositiveInt = 32
+    batch_wait_s: Annotated[float, Field(ge=0, le=1)] = 0.002
+    batch_target_s: PositiveFloat = 0.02  # the batch size adapts so one batch costs about this much model time
+    embedding_cache_entries: NonNegativeInt = 50_000
+    embedding_cache_ttl_s: PositiveFloat = 3600.0
+    result_cache_entries: NonNegativeInt = 20_000
+    result_cache_ttl_s: PositiveFloat = 60.0
 
-    def __post_init__(self) -> None:
-        for name, rule in _RANGES.items():
-            rule.check(name, getattr(self, name))
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the keyword arguments: ``Settings(...)`` takes nothing from os.environ, a .env file or
+        secrets (a test must not pick up a developer's SHOPREC_ variables). :meth:`load` reads the
+        environment and the TOML file itself: it takes an explicit ``environ``, a ``[shoprec]`` table
+        or a top-level one, and names unknown keys, which pydantic-settings' own sources do not."""
+        return (init_settings,)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_numbers(cls, data: Any) -> Any:
+        # pydantic takes True as 1 for an int or a float; a bool where a number belongs is a mistake
+        if isinstance(data, dict):
+            for name, value in data.items():
+                if isinstance(value, bool) and name in _NUMBERS:
+                    raise ConfigError(f"setting {name} must be a number, got {value!r}")
+        return data
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _as_config_error(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Self:
+        try:
+            return cast(Self, handler(data))
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc)) from None
+
+    @model_validator(mode="after")
+    def _relations(self) -> Self:
         if self.default_k > self.max_k:
             raise ConfigError(f"default_k ({self.default_k}) must not exceed max_k ({self.max_k})")
-        if self.log_level not in get_args(LogLevel):
-            raise ConfigError(f"setting log_level must be one of {get_args(LogLevel)}")
-        if not all(isinstance(p, Path) for p in self.trusted_keys):
-            raise ConfigError("setting trusted_keys must be a list of public key file paths")
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ConfigError("settings ssl_certfile and ssl_keyfile go together: set both or neither")
         if not self.data_key_env or not self.data_key_env.replace("_", "").isalnum():
@@ -126,9 +202,19 @@ class Settings:
             )
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"setting redis_url must be a redis://, rediss:// or unix:// URL, got {self.redis_url!r}")
+        return self
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        # pydantic's frozen models raise a ValidationError (a ValueError); settings, like a frozen
+        # dataclass, raise AttributeError
+        raise AttributeError(f"settings are frozen: use settings.replace({name}=...)")
+
+    def __delattr__(self, name: str) -> NoReturn:
+        raise AttributeError(f"settings are frozen: cannot delete {name}")
 
     def replace(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
+        """A validated copy with ``changes`` (typed values, as for ``Settings(...)``)."""
+        return type(self)(**{**{name: getattr(self, name) for name in type(self).model_fields}, **changes})
 
     @classmethod
     def load(
@@ -138,8 +224,13 @@ class Settings:
         toml_path: str | Path | None = None,
         **overrides: Any,
     ) -> Settings:
-        """Defaults < TOML file (``SHOPREC_CONFIG`` or ``toml_path``) < environment < overrides."""
-        env = dict(os.environ if environ is None else environ)
+        """Defaults < TOML file (``SHOPREC_CONFIG`` or ``toml_path``) < environment < overrides.
+
+        The environment is ``environ`` when given (then os.environ is not read), else os.environ;
+        unknown ``SHOPREC_`` variables are ignored, unknown names in the file or the overrides
+        refused. None-valued overrides are not set; "" unsets an optional setting.
+        """
+        env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         toml_file = toml_path or env.get(f"{ENV_PREFIX}CONFIG")
         if toml_file:
@@ -148,123 +239,36 @@ class Settings:
             except (OSError, tomllib.TOMLDecodeError) as exc:
                 raise ConfigError(f"cannot read settings file {toml_file}: {exc}") from exc
             values.update(data.get("shoprec", data))
-        hints = get_type_hints(cls)
-        names = {f.name for f in fields(cls)}
+        fields = cls.model_fields
         for key, raw in env.items():
-            if key.startswith(ENV_PREFIX) and key != f"{ENV_PREFIX}CONFIG":
-                name = key[len(ENV_PREFIX) :].lower()
-                if name in names:
-                    values[name] = raw
+            name = key[len(ENV_PREFIX) :].lower()
+            if key.startswith(ENV_PREFIX) and name in fields:
+                values[name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = set(values) - names
-        if unknown:
-            raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
-        return cls(**{k: _coerce(k, v, hints[k]) for k, v in values.items()})
+        values.update({k: None for k, v in values.items() if v == "" and k in _OPTIONAL})
+        return cls(**values)
 
 
-@dataclass(frozen=True, slots=True)
-class _Range:
-    """What one numeric setting may be: within ``lo`` .. ``hi`` (either end open or closed),
-    an integer when ``integer``, or unset when ``optional``; ``says`` is how the error puts it."""
-
-    says: str
-    lo: float = 0.0
-    hi: float = math.inf
-    lo_open: bool = False
-    hi_open: bool = True
-    integer: bool = False
-    optional: bool = False
-
-    def check(self, name: str, value: object) -> None:
-        if value is None and self.optional:
-            return
-        number = isinstance(value, int) if self.integer else isinstance(value, int | float)
-        if isinstance(value, bool) or not number:
-            raise ConfigError(f"setting {name} must be {self.says}, got {value!r}")
-        x = float(value)  # type: ignore[arg-type]  # an int or a float, checked above
-        above = x > self.lo if self.lo_open else x >= self.lo
-        below = x < self.hi if self.hi_open else x <= self.hi
-        if not (above and below):
-            raise ConfigError(f"setting {name} must be {self.says}, got {value!r}")
+def _is_number(annotation: Any) -> bool:
+    return {t for t in get_args(annotation) or (annotation,) if t is not type(None)} in ({int}, {float})
 
 
-_POSITIVE_INT = _Range("a positive integer", lo=0, lo_open=True, integer=True)
-_COUNT = _Range("a non-negative integer (0 = off)", integer=True)
-_SECONDS = _Range("a positive number of seconds", lo=0, lo_open=True)
-_RATE = _Range("a positive number or unset", lo=0, lo_open=True, optional=True)
-_FRACTION = _Range("in [0, 1]", hi=1, hi_open=False)
-
-# Every numeric setting's range; relations between settings are checked in Settings.__post_init__.
-_RANGES: dict[str, _Range] = {
-    **dict.fromkeys(
-        (
-            "workers",
-            "max_query_chars",
-            "max_k",
-            "default_k",
-            "max_body_bytes",
-            "max_events_per_batch",
-            "max_id_chars",
-            "lexical_candidates",
-            "dense_candidates",
-            "batch_max_size",
-            "deadline_ms",
-            "deadline_min_ms",
-            "deadline_max_ms",
-            "max_in_flight",
-        ),
-        _POSITIVE_INT,
-    ),
-    "port": _Range("in 0..65535", hi=65535, hi_open=False, integer=True),
-    "threads": _Range("a positive integer or unset", lo=0, lo_open=True, integer=True, optional=True),
-    "max_queued": _Range("a non-negative integer", integer=True),
-    **dict.fromkeys(("embedding_cache_entries", "result_cache_entries"), _COUNT),
-    **dict.fromkeys(
-        ("registry_poll_s", "drain_timeout_s", "batch_target_s", "embedding_cache_ttl_s", "result_cache_ttl_s"),
-        _SECONDS,
-    ),
-    "batch_wait_s": _Range("in [0, 1] seconds", hi=1, hi_open=False),
-    **dict.fromkeys(
-        ("rate_limit_anonymous_per_s", "rate_limit_anonymous_burst", "rate_limit_key_default_per_s"), _RATE
-    ),
-    "rate_limit_burst_factor": _Range("in [1, 3600]", lo=1, hi=3600, hi_open=False),
-    **dict.fromkeys(("audit_search_sample_rate", "quality_loss_budget", "ladder_utilization_target"), _FRACTION),
-    "ladder_step_up_pressure": _Range("a number >= 0"),
-    "ladder_step_down_pressure": _Range("a positive number", lo=0, lo_open=True),
-    "ladder_step_up_hold_s": _Range(">= 0 seconds"),
-    "ladder_parallelism": _Range("in (0, 1024]", lo=0, lo_open=True, hi=1024, hi_open=False),
-    "gil_switch_interval_ms": _Range("in [0.01, 100]", lo=0.01, hi=100, hi_open=False),
-    "shed_loop_lag_ms": _Range("in [0, 60000]", hi=60_000, hi_open=False),
-    "inline_search_max_ms": _Range("in [0, 50]", hi=50, hi_open=False),
-}
+_NUMBERS = frozenset(name for name, field in Settings.model_fields.items() if _is_number(field.annotation))
+_OPTIONAL = frozenset(name for name, field in Settings.model_fields.items() if type(None) in get_args(field.annotation))
 
 
-def _coerce(name: str, value: Any, hint: Any) -> Any:
-    args = [a for a in get_args(hint) if a is not type(None)]
-    target = args[0] if args and not isinstance(args[0], str) else hint
-    if value is None or (isinstance(value, str) and value == "" and type(None) in get_args(hint)):
-        return None
-    if get_origin(hint) is tuple:  # a list of paths: TOML array, or "a,b" in the environment
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list | tuple):
-            raise ConfigError(f"setting {name}: expected a list, got {value!r}")
-        return tuple(Path(str(x).strip()) for x in items if str(x).strip())
-    try:
-        if target is bool or hint is bool:
-            if isinstance(value, bool):
-                return value
-            low = str(value).strip().lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(f"not a boolean: {value!r}")
-        if target is int:
-            return int(value)
-        if target is float:
-            return float(value)
-        if target is Path:
-            return Path(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {name}: {exc}") from exc
-    return value
+def _explain(exc: ValidationError) -> str:
+    """One line naming every bad setting: "setting max_k must be greater than 0, got 0"."""
+    unknown = sorted(str(e["loc"][0]) for e in exc.errors() if e["type"] == "extra_forbidden")
+    problems = [f"unknown settings: {', '.join(unknown)}"] if unknown else []
+    for error in exc.errors():
+        if error["type"] == "extra_forbidden":
+            continue
+        name = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ").split(", got ")[0]  # the value is named below
+        if message.startswith("Input should be "):
+            message = "must be " + message.removeprefix("Input should be ")
+        if not message.startswith("must "):
+            message = f"is invalid: {message}"
+        problems.append(f"setting {name} {message}, got {error['input']!r}")
+    return "; ".join(dict.fromkeys(problems))

@@ -1,3 +1,4 @@
+import typing
 from pathlib import Path
 
 import pytest
@@ -59,23 +60,88 @@ def test_settings_are_frozen() -> None:
         s.port = 1  # type: ignore[misc]
 
 
+def test_settings_are_hashable_and_replace_validates() -> None:
+    s = Settings.load(environ={})
+    assert hash(s) == hash(Settings()) and {s: 1}[Settings()] == 1
+    t = s.replace(max_k=50, degrade_under_load=False)
+    assert (t.max_k, t.degrade_under_load, s.max_k, s.degrade_under_load) == (50, False, 100, True)
+    with pytest.raises(ConfigError, match="setting max_k must be"):
+        s.replace(max_k=0)
+    with pytest.raises(ConfigError, match="default_k"):
+        s.replace(default_k=500)
+    with pytest.raises(ConfigError, match="unknown settings: bogus"):
+        s.replace(bogus=1)
+    with pytest.raises(AttributeError):
+        del s.port
+
+
+def test_direct_construction_never_reads_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOPREC_MAX_K", "5")
+    monkeypatch.setenv("SHOPREC_LOG_LEVEL", "loud")
+    assert Settings().max_k == 100 and Settings(port=1).log_level == "info"
+    assert Settings.load(environ={}).max_k == 100  # a given environ replaces os.environ
+    assert Settings.load(environ={}, max_k=50).replace(port=1).max_k == 50
+
+
+def test_load_precedence_details(tmp_path: Path) -> None:
+    cfg = tmp_path / "top.toml"
+    cfg.write_text('port = 9000\nartifacts = "art"\n')  # top level, no [shoprec] table
+    s = Settings.load(environ={"SHOPREC_CONFIG": str(cfg), "SHOPREC_BOGUS": "1", "SHOPREC_ARTIFACTS": ""}, port=None)
+    assert s.port == 9000 and s.artifacts is None  # "" unsets; None overrides and unknown variables are ignored
+    with pytest.raises(ConfigError, match="unknown settings: nonsense"):
+        Settings.load(environ={}, nonsense=1)
+    with pytest.raises(ConfigError, match="cannot read settings file"):
+        Settings.load(environ={}, toml_path=tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("1", True),
+        ("TRUE", True),
+        (" yes ", True),
+        ("On", True),
+        ("0", False),
+        ("false", False),
+        ("No", False),
+        ("OFF", False),
+    ],
+)
+def test_flags_take_these_words(text: str, value: bool) -> None:
+    assert Settings.load(environ={"SHOPREC_VERIFY_ARTIFACTS": text}).verify_artifacts is value
+
+
+@pytest.mark.parametrize("text", ["t", "y", "2", "", "maybe"])
+def test_flags_refuse_other_words(text: str) -> None:
+    with pytest.raises(ConfigError, match="setting verify_artifacts must be one of"):
+        Settings.load(environ={"SHOPREC_VERIFY_ARTIFACTS": text})
+
+
+def _numeric_bounds() -> dict[str, tuple[type, dict[str, float]]]:
+    """Each int or float field (optional or not): its type and the bounds its declaration gives it."""
+    numeric: dict[str, tuple[type, dict[str, float]]] = {}
+    for name, field in Settings.model_fields.items():
+        kinds = {t for t in typing.get_args(field.annotation) or (field.annotation,) if t is not type(None)}
+        if kinds in ({int}, {float}):
+            ops = ("gt", "ge", "lt", "le")
+            numeric[name] = (kinds.pop(), {op: getattr(m, op) for m in field.metadata for op in ops if hasattr(m, op)})
+    return numeric
+
+
 def test_every_numeric_setting_has_a_range_and_its_ends_hold() -> None:
-    """A new numeric field cannot skip validation: the range table names every one."""
-    import dataclasses
-    import typing
-
-    from shoprec.settings import _RANGES
-
-    hints = typing.get_type_hints(Settings)
-    numeric = {
-        f.name
-        for f in dataclasses.fields(Settings)
-        if hints[f.name] in (int, float) or {int, float} & set(typing.get_args(hints[f.name]))
-    }
-    assert numeric == set(_RANGES)
+    """A new numeric field cannot skip validation: each declares a bound, and a value past any bound fails."""
+    numeric = _numeric_bounds()
+    assert {"port", "workers", "threads", "rate_limit_anonymous_per_s", "ladder_parallelism"} <= set(numeric)
+    assert [name for name, (_, bounds) in numeric.items() if not bounds] == []
+    for name, (kind, bounds) in numeric.items():
+        step = 1 if kind is int else 1e-6
+        past = {"gt": 0, "ge": -step, "lt": 0, "le": step}
+        for op, end in bounds.items():
+            with pytest.raises(ConfigError, match=f"setting {name} must be"):
+                Settings(**{name: kind(end + past[op])})
     for name, value in [("workers", True), ("workers", 1.5), ("max_queued", -1), ("threads", 0), ("port", 70000)]:
         with pytest.raises(ConfigError, match=f"setting {name} must be"):
             Settings(**{name: value})
     assert Settings(port=0, threads=None, max_queued=0, quality_loss_budget=1.0, ladder_parallelism=1024).port == 0
-    with pytest.raises(ConfigError, match=r"ladder_parallelism must be in \(0, 1024\], got 0"):
+    with pytest.raises(ConfigError, match=r"setting ladder_parallelism must be greater than 0, got 0"):
         Settings(ladder_parallelism=0)

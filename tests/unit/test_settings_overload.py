@@ -19,6 +19,14 @@ def test_serving_limits_load_from_the_environment() -> None:
     assert Settings().rate_limit_anonymous_per_s is None  # no limit unless configured
 
 
+def test_full_quality_under_load_is_one_flag_away() -> None:
+    assert Settings().degrade_under_load is True  # the ladder steps down under pressure by default
+    s = Settings.load(environ={"SHOPREC_DEGRADE_UNDER_LOAD": "false", "SHOPREC_SHED_LOOP_LAG_MS": "0"})
+    assert s.degrade_under_load is False and s.shed_loop_lag_ms == 0.0
+    with pytest.raises(ConfigError, match="setting degrade_under_load must be"):
+        Settings.load(environ={"SHOPREC_DEGRADE_UNDER_LOAD": "sometimes"})
+
+
 @pytest.mark.parametrize(
     "bad",
     [
