@@ -36,8 +36,8 @@ from shoprec.models.bundle import load_bundle
 from shoprec.serving.accelerated import AcceleratedSearch
 from shoprec.serving.batching import DynamicBatcher
 from shoprec.serving.cache import SearchCache
-from shoprec.serving.search import SearchService
-from shoprec.types import Filters, FloatArray
+from shoprec.serving.search import SearchQuery, SearchService
+from shoprec.types import FloatArray
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = (ROOT / ".." / "shared" / "data" / "homedepot").resolve()
@@ -109,9 +109,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     fast = AcceleratedSearch(SearchCache(), batch_max_size=args.batch_max_size, batch_target_s=args.batch_target_s)
 
     async def search(q: str) -> Any:
-        return await fast.search(
-            service, q, k=10, filters=Filters(), pipeline="full", effort=None, explain=False, user_id=None, level="full"
-        )
+        return await fast.search(service, SearchQuery(q, k=10), level="full")
 
     rows.append(await drive("search, cache miss", queries, args.concurrency, search))
     rows.append(await drive("search, cache hit", queries, args.concurrency, search))

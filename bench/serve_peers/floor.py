@@ -3,7 +3,7 @@
     python bench/serve_peers/floor.py --artifacts DIR --port 8002
 
 A bare ASGI callable on the same uvicorn (uvloop, httptools) serving ``/healthz`` and the
-cheapest ladder level's search with nothing else: shoprec's own query-string split, BM25 top-k
+cheapest ladder level's search with nothing else: the query string split as Starlette splits it, BM25 top-k
 kernel, hit renderer and orjson, and none of what a served search also does (authentication,
 rate limits, deadlines, admission, the degradation ladder, the version lease, the middleware
 stack, timings). Not a server anyone should run: it answers the question "what fraction of a
@@ -17,10 +17,11 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 
-from shoprec.http.fastpath import HitRenderer, query_items
+from shoprec.http.render import HitRenderer
 from shoprec.models.bundle import load_bundle
 from shoprec.types import Hit
 
@@ -38,7 +39,7 @@ def create_app(artifacts: Path) -> Any:
     health = orjson.dumps({"status": "ok"})
 
     def search(query_string: bytes) -> tuple[int, bytes]:
-        params = dict(query_items(query_string.decode("latin-1")))
+        params = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
         q, k = params.get("q", ""), params.get("k", "10")
         if not q.strip() or not k.isdigit() or not 1 <= int(k) <= 100:
             return 400, orjson.dumps({"error": "bad_request", "detail": "q and k (1..100) please"})

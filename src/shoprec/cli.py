@@ -1,4 +1,14 @@
-"""The ``shoprec`` command line: demo, generate, build, serve, search, eval."""
+"""The ``shoprec`` command line.
+
+- data and serving: ``demo``, ``generate``, ``build``, ``serve``, ``search``;
+- quality: ``eval search|recommend|sessions|report``, ``ladder measure``;
+- trust: ``sign``, ``verify``, ``encrypt``, ``keys new-signing-key|new-data-key|create|revoke|list``,
+  ``audit verify``;
+- the model registry: ``registry push|list|promote|rollback``;
+- speed: ``optimize``, ``bench encoder``.
+
+Commands whose ``--json`` flag is set print one JSON object as their last stdout line.
+"""
 
 from __future__ import annotations
 
@@ -583,6 +593,7 @@ def cmd_registry_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_eval_report(args: argparse.Namespace) -> int:
+    from shoprec.atomicio import write_text
     from shoprec.registry import report
 
     registry, _, _ = _registry_context(args)
@@ -592,9 +603,7 @@ def cmd_eval_report(args: argparse.Namespace) -> int:
         out = Path(args.out)
         text = report.to_html(analysis) if out.suffix.lower() in (".html", ".htm") else report.to_markdown(analysis)
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
+        write_text(out, text)
         print(f"wrote the error analysis of {analysis.version} (vs {analysis.previous or 'none'}) to {out}")
     return 0
 
@@ -613,8 +622,8 @@ def cmd_ladder_measure(args: argparse.Namespace) -> int:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from shoprec.optimize.chain import OptimizeOptions, optimize
     from shoprec.pipeline.ltr import Group, groups_from_judgments
+    from shoprec.pipeline.optimize import OptimizeOptions, optimize
 
     groups: list[Group] | None = None
     if args.judgments:
@@ -656,7 +665,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_encoder(args: argparse.Namespace) -> int:
-    from shoprec.optimize.bench import bench_encoders
+    from shoprec.pipeline.encoder_bench import bench_encoders
 
     res = bench_encoders(Path(args.artifacts), against_teacher=args.against_teacher, threads=args.threads)
     cols = ["encoder", "size_mb", "batch1_p50_ms", "batch1_p99_ms", "batch32_per_s", "rss_growth_mb"]
@@ -683,12 +692,8 @@ def _add_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--in-stock", type=lambda s: s.lower() in ("1", "true", "yes"), default=None)
 
 
-def parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="shoprec", description=__doc__)
-    ap.add_argument("--version", action="version", version=f"shoprec {__version__}")
-    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = ap.add_subparsers(dest="command", required=True)
-
+def _data_commands(sub: Any) -> None:
+    """demo, generate, build, serve, search: data in, artifacts out, served and queried."""
     p = sub.add_parser("demo", help="generate the synthetic storefront, build, and serve it")
     p.add_argument("--dir", default=str(DEMO_DIR), help="where data and artifacts go (reused)")
     p.add_argument("--products", type=int, default=20_000)
@@ -755,6 +760,9 @@ def parser() -> argparse.ArgumentParser:
     _add_filters(p)
     p.set_defaults(func=cmd_search)
 
+
+def _eval_commands(sub: Any) -> None:
+    """eval search|recommend|sessions|report, ladder measure: quality and the degradation ladder."""
     p = sub.add_parser("eval", help="evaluate quality")
     esub = p.add_subparsers(dest="eval_command", required=True)
     e = esub.add_parser("search", help="search quality on judgments (whole-catalog protocol)")
@@ -808,6 +816,9 @@ def parser() -> argparse.ArgumentParser:
     lm.add_argument("--quiet", action="store_true", help="no progress bar")
     lm.set_defaults(func=cmd_ladder_measure)
 
+
+def _trust_commands(sub: Any) -> None:
+    """sign, verify, encrypt, keys, audit: artifacts and API keys one can trust."""
     p = sub.add_parser("sign", help="sign an artifacts folder's manifest with Ed25519 (after any encryption)")
     p.add_argument("dir")
     p.add_argument("--key", required=True, help="private key from `shoprec keys new-signing-key`")
@@ -856,6 +867,9 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--expected-head", help="the head hash recorded elsewhere (catches truncation)")
     a.set_defaults(func=cmd_audit_verify)
 
+
+def _registry_commands(sub: Any) -> None:
+    """registry push|list|promote|rollback: versions behind quality and latency gates."""
     p = sub.add_parser("registry", help="model registry: push, list, promote (with gates), rollback")
     rs = p.add_subparsers(dest="registry_command", required=True)
     r = rs.add_parser("push", help="verify, copy in and evaluate an artifacts folder as a new version")
@@ -886,6 +900,10 @@ def parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_registry_rollback)
     for r in rs.choices.values():
         r.add_argument("--registry", help="registry folder (default: setting registry)")
+
+
+def _optimize_commands(sub: Any) -> None:
+    """optimize, bench encoder: faster encoders, each step gated and measured."""
     p = sub.add_parser("optimize", help="faster encoder artifacts: quantize / distil, each step gated on NDCG@10")
     p.add_argument("--artifacts", required=True, help="input artifacts folder (never modified)")
     p.add_argument("--out", required=True, help="output artifacts folder (written only when the gate passes)")
@@ -925,6 +943,16 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
     b.set_defaults(func=cmd_bench_encoder)
 
+
+def parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(
+        prog="shoprec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--version", action="version", version=f"shoprec {__version__}")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = ap.add_subparsers(dest="command", required=True)
+    for add_commands in (_data_commands, _eval_commands, _trust_commands, _registry_commands, _optimize_commands):
+        add_commands(sub)
     return ap
 
 

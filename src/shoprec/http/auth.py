@@ -1,6 +1,6 @@
 """API-key authentication for the HTTP routes.
 
-Every route declares the role it needs with ``Depends(require_role("search"))``. The key
+Every route runs the guard of the role it needs (:meth:`Authenticator.guard`). The key
 is read from ``Authorization: Bearer <key>`` or ``X-API-Key: <key>`` and resolved through
 the :class:`~shoprec.security.apikeys.KeyStore` (salted hashes, constant-time compare). The
 resolved :class:`~shoprec.security.apikeys.ApiKey` — or None for an anonymous request — is
@@ -16,20 +16,22 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from fastapi import Request, Security
-from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request
+from fastapi.security import APIKeyHeader, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from shoprec.security.apikeys import ApiKey, AuthenticationError, KeyStore, Role, require
 
 # Declared for the OpenAPI spec (clients and fuzzers learn both ways to send a key); the
 # checks below read the headers themselves so a malformed header is a 401, not ignored.
-_bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer sr_...`")
-_api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key: `X-API-Key: sr_...`")
+API_KEY_SCHEMES = (
+    HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer sr_...`"),
+    APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key: `X-API-Key: sr_...`"),
+)
 
 
 class Authenticator:
-    """Resolves presented keys; one per app, on ``app.state.authenticator``."""
+    """Resolves presented keys; one per app."""
 
     def __init__(self, keys: KeyStore | None, *, anonymous_read: bool) -> None:
         self.keys = keys
@@ -66,21 +68,15 @@ class Authenticator:
         request.state.api_key = key
         return require(key, role)
 
+    def guard(self, role: Role) -> Callable[[Request], Awaitable[None]]:
+        """A route guard: lets the request through if its key may act as ``role`` (or it is an
+        anonymous read and those are allowed), else 401 or 403."""
 
-def require_role(role: Role) -> Callable[..., Awaitable[ApiKey | None]]:
-    """A FastAPI dependency: the caller's key if it may act as ``role`` (None when anonymous
-    reads are allowed and no key was sent); else 401 or 403."""
+        async def guard(request: Request) -> None:
+            await self.resolve(request, role)
 
-    async def dependency(
-        request: Request,
-        _bearer_credentials: HTTPAuthorizationCredentials | None = Security(_bearer),  # noqa: B008
-        _header_key: str | None = Security(_api_key_header),  # noqa: B008
-    ) -> ApiKey | None:
-        authenticator: Authenticator = request.app.state.authenticator
-        return await authenticator.resolve(request, role)
-
-    dependency.__name__ = f"require_{role}"
-    return dependency
+        guard.__name__ = f"require_{role}"
+        return guard
 
 
 def actor(request: Request) -> str:

@@ -6,7 +6,8 @@
 - :meth:`Overload.deadline` turns the ``deadline_ms`` query parameter or the
   ``X-Deadline-Ms`` header (bounded by settings; the default from settings) into a deadline;
 - :attr:`Overload.gate` admits, queues or sheds (503 + ``Retry-After``) and picks the
-  degradation level; the route reports it in ``degradation_level`` and ``X-Degradation-Level``.
+  degradation level (never below the best one with ``degrade_under_load`` off); the search
+  reports it in ``degradation_level`` and ``X-Degradation-Level``.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ class Overload:
             utilization_target=settings.ladder_utilization_target,
             parallelism=settings.ladder_parallelism,
             cpu_clock=time.thread_time,  # read on the event loop's thread: its CPU per request
+            degrade=settings.degrade_under_load,
         )
 
     @classmethod

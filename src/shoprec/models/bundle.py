@@ -1,5 +1,5 @@
 """Loaded artifacts: the catalog as arrays, the lexical and vector indexes, the encoder,
-the ranker. Loading verifies every checksum first (see :mod:`shoprec.models.artifacts`).
+the ranker. Loading verifies every checksum first (see :mod:`shoprec.artifacts`).
 
 With a :class:`Trust` policy (what the service uses), the signature over the manifest is
 checked against the trusted public keys before any file is read, and encrypted files
@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from shoprec.adapters.eventlog import event_from_json
+from shoprec import artifacts
+from shoprec.catalog.loaders import event_from_json
 from shoprec.core.text import normalize
 from shoprec.errors import ArtifactError, NotFoundError
-from shoprec.models import artifacts
 from shoprec.models.encoder import OnnxEncoder
 from shoprec.models.ranker import Ranker, TitleIndex
 from shoprec.retrieval.lexical import LexicalIndex, analyze
@@ -122,16 +122,24 @@ class CatalogArrays:
         the server's warm-up builds it before a version takes traffic)."""
         return TitleIndex.build(self.titles)
 
-    def is_removed(self, row: int) -> bool:
-        return self.removed is not None and bool(self.removed[row])
+    def on_sale_row(self, product_id: str) -> int | None:
+        """The product's row when it is on sale — known to this catalog and not taken off sale
+        by a catalog update — else None: the one rule search, similar and recommend share."""
+        row = self.index_of.get(product_id)
+        return None if row is None or (self.removed is not None and self.removed[row]) else row
+
+    def on_sale_product(self, product_id: str) -> Product | None:
+        """The product when it is on sale (:meth:`on_sale_row`), else None."""
+        row = self.on_sale_row(product_id)
+        return None if row is None else self.products[row]
 
     def update_product(
         self, product_id: str, *, price: float | None = None, in_stock: bool | None = None, remove: bool = False
     ) -> Product:
         """Change a product's price or stock, or take it off sale, in place; filters and features
         see the change at once. Returns the product as it is now."""
-        row = self.index_of.get(product_id)
-        if row is None or self.is_removed(row):
+        row = self.on_sale_row(product_id)
+        if row is None:
             raise NotFoundError(f"no product with id {product_id!r}")
         if remove:
             removed = self.removed if self.removed is not None else np.zeros(len(self.products), dtype=np.bool_)

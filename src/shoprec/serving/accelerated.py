@@ -8,12 +8,17 @@ than a batch's wait and thread hop, so with one the query is encoded inline in t
 thread and neither the batcher nor the embedding cache is used. Identical concurrent misses are computed
 once. A catalog update changes the in-memory catalog and drops the cached results that show
 the product, on this replica and (through Redis) on the others.
+
+Each model version has its own batcher, started by its first query; :meth:`retire` stops a
+drained version's batcher and awaits its task (the runtime calls it from its drain thread
+through :meth:`retire_from_thread`), and :meth:`aclose` stops them all at shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -23,11 +28,14 @@ import numpy as np
 from shoprec.errors import NotFoundError, RequestError
 from shoprec.serving.batching import DynamicBatcher
 from shoprec.serving.cache import CachedResult, ResultKey, SearchCache
-from shoprec.serving.search import Effort, Pipeline, SearchResult, SearchService
-from shoprec.types import Filters, FloatArray
+from shoprec.serving.search import Effort, SearchQuery, SearchResult, SearchService
+from shoprec.types import FloatArray
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 RunSync = Callable[[Callable[[], T]], Awaitable[T]]
+RETIRE_TIMEOUT_S = 10.0
 
 
 async def _to_thread(fn: Callable[[], T]) -> T:
@@ -53,19 +61,40 @@ class AcceleratedSearch:
         }
         self._clock = clock
         self._run_sync = run_sync
-        self._batchers: dict[str, tuple[SearchService, DynamicBatcher[str, FloatArray]]] = {}
+        # one batcher per service (model version) object, and the loop its task runs on
+        self._batchers: dict[SearchService, DynamicBatcher[str, FloatArray]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def batcher(self, service: SearchService) -> DynamicBatcher[str, FloatArray]:
-        """The batcher of the model version ``service`` serves (one per version; old ones dropped)."""
-        version = service.bundle.version
-        entry = self._batchers.get(version)
-        if entry is None or entry[0] is not service:
-            batcher: DynamicBatcher[str, FloatArray] = DynamicBatcher(
-                lambda texts: list(service.encode_queries(texts)), **self._batch_args
-            )
-            self._batchers = {version: (service, batcher)}  # a reload retires the old version's batcher
-            return batcher
-        return entry[1]
+        """The batcher of the model version ``service`` serves."""
+        batcher = self._batchers.get(service)
+        if batcher is None:
+            self._loop = asyncio.get_running_loop()
+            batcher = DynamicBatcher(lambda texts: list(service.encode_queries(texts)), **self._batch_args)
+            self._batchers[service] = batcher
+        return batcher
+
+    async def retire(self, service: SearchService) -> None:
+        """Stop the batcher of a version no request uses any more, and await its task."""
+        batcher = self._batchers.pop(service, None)
+        if batcher is not None:
+            await batcher.aclose()
+
+    def retire_from_thread(self, service: SearchService, timeout_s: float = RETIRE_TIMEOUT_S) -> None:
+        """:meth:`retire`, called from another thread (the runtime's drain thread): run on the
+        loop the batcher's task runs on, and wait for it."""
+        loop = self._loop
+        if service not in self._batchers or loop is None or loop.is_closed():
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.retire(service), loop).result(timeout_s)
+        except Exception:  # a loop shutting down: aclose at shutdown stops what is left
+            log.warning("could not stop the batcher of a retired version", exc_info=True)
+
+    async def aclose(self) -> None:
+        """Stop every batcher (at shutdown)."""
+        for service in list(self._batchers):
+            await self.retire(service)
 
     async def embedding(self, service: SearchService, query: str) -> tuple[FloatArray, bool]:
         batcher = self.batcher(service)
@@ -76,56 +105,20 @@ class AcceleratedSearch:
         """Results are shared by everyone without a profile; a user with one gets their own."""
         return "anonymous" if service.users.get(user_id) is None else f"user:{user_id}"
 
-    def key(
-        self,
-        service: SearchService,
-        query: str,
-        *,
-        k: int,
-        filters: Filters,
-        pipeline: Pipeline,
-        effort: Effort | None,
-        explain: bool,
-        user_id: str | None,
-    ) -> ResultKey:
-        how = f"{pipeline}|{effort or Effort()}|explain={explain}"
-        segment = self.segment(service, user_id)
-        return ResultKey.of(query, filters, segment=segment, k=k, pipeline=how, model_version=service.bundle.version)
-
-    def cached(
-        self,
-        service: SearchService,
-        query: str,
-        *,
-        k: int,
-        filters: Filters,
-        pipeline: Pipeline,
-        effort: Effort | None,
-        explain: bool,
-        user_id: str | None,
-    ) -> CachedResult | None:
-        """The cached result for this request, if any; with results not cached at all, None
-        without computing a key."""
-        if not self.cache.results_enabled:
-            return None
-        key = self.key(
-            service, query, k=k, filters=filters, pipeline=pipeline, effort=effort, explain=explain, user_id=user_id
+    def key(self, service: SearchService, q: SearchQuery) -> ResultKey:
+        how = f"{q.pipeline}|{q.effort or Effort()}|explain={q.explain}"
+        segment = self.segment(service, q.user_id)
+        return ResultKey.of(
+            q.text, q.filters, segment=segment, k=q.k, pipeline=how, model_version=service.bundle.version
         )
-        return self.cache.get_result(key)
+
+    def cached(self, service: SearchService, q: SearchQuery) -> CachedResult | None:
+        """The cached result for this search, if any; with results not cached at all, None
+        without computing a key."""
+        return self.cache.get_result(self.key(service, q)) if self.cache.results_enabled else None
 
     async def search(
-        self,
-        service: SearchService,
-        query: str,
-        *,
-        k: int,
-        filters: Filters,
-        pipeline: Pipeline,
-        effort: Effort | None,
-        explain: bool,
-        user_id: str | None,
-        level: str,
-        inline: bool = False,
+        self, service: SearchService, q: SearchQuery, *, level: str, inline: bool = False
     ) -> tuple[CachedResult, bool, dict[str, float]]:
         """``(result, served_from_cache, timings_ms)``. ``inline``: search on the calling (event
         loop) thread — for work measured cheaper than the hop to a worker thread and back."""
@@ -134,21 +127,21 @@ class AcceleratedSearch:
 
         async def compute() -> CachedResult:
             qvec: FloatArray | None = None
-            if pipeline != "bm25" and service.bundle.encoder.batches_worth_it:
+            if q.pipeline != "bm25" and service.bundle.encoder.batches_worth_it:
                 t = self._clock()
-                qvec, _ = await self.embedding(service, query)
+                qvec, _ = await self.embedding(service, q.text)
                 timings["encode_ms"] = (self._clock() - t) * 1000
 
             def run() -> SearchResult:
                 return service.search(
-                    query,
-                    k=k,
-                    filters=filters,
-                    pipeline=pipeline,
-                    explain=explain,
+                    q.text,
+                    k=q.k,
+                    filters=q.filters,
+                    pipeline=q.pipeline,
+                    explain=q.explain,
                     qvec=qvec,
-                    user_id=user_id,
-                    effort=effort,
+                    user_id=q.user_id,
+                    effort=q.effort,
                 )
 
             result = run() if inline else await self._run_sync(run)
@@ -156,10 +149,7 @@ class AcceleratedSearch:
             return CachedResult(tuple(result.hits), result.pipeline, result.ranker, result.personalized, level)
 
         if self.cache.results_enabled:
-            key = self.key(
-                service, query, k=k, filters=filters, pipeline=pipeline, effort=effort, explain=explain, user_id=user_id
-            )
-            value, from_cache = await self.cache.result(key, compute)
+            value, from_cache = await self.cache.result(self.key(service, q), compute)
         else:  # no result cache: no key to compute, nothing to look up or coalesce
             value, from_cache = await compute(), False
         timings["total_ms"] = (self._clock() - t0) * 1000

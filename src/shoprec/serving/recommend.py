@@ -145,7 +145,7 @@ class RecommendService:
         pop = self._catalog_scores(self.popularity.items, self.popularity.scores())
         fallback = np.isneginf(scores)
         scores = np.where(fallback, -1e6 + np.nan_to_num(pop, neginf=-1e6) * 1e-3, scores).astype(np.float32)
-        allowed = self.catalog.allowed(filters) if filters is not None else None
+        allowed = self.catalog.allowed(filters or Filters())  # never a product taken off sale
         if allowed is not None:
             scores[~allowed] = -np.inf
         if exclude_seen and user_id:
@@ -157,8 +157,9 @@ class RecommendService:
         return Recommendations(items=items, strategy=strategy, history_length=len(history))
 
     def also_bought(self, product_id: str, k: int) -> list[tuple[str, float]]:
-        if product_id not in self.catalog.index_of:
+        if self.catalog.on_sale_row(product_id) is None:
             raise NotFoundError(f"no product with id {product_id!r}")
         if self.cooccurrence is None:
             return []
-        return [(i, s) for i, s in self.cooccurrence.related(product_id, k) if s > 0]
+        on_sale = self.catalog.on_sale_row
+        return [(i, s) for i, s in self.cooccurrence.related(product_id, k) if s > 0 and on_sale(i) is not None]

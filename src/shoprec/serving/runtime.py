@@ -10,13 +10,13 @@ and finish on it; the old version is *drained* (its leases reach zero, or
 serving; the refusal is logged and audited.
 
 With a registry configured, :meth:`Runtime.poll_registry` loads the registry's current
-version when its pointer moves (a promotion or a rollback) through the same swap.
+version when its pointer moves (a promotion or a rollback) through the same swap. It reads
+only the pointer (:mod:`shoprec.registry_pointer`), never the registry package.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import os
 import threading
@@ -29,6 +29,7 @@ from typing import Any
 
 from shoprec.errors import ArtifactRefusedError, NotReadyError
 from shoprec.models.bundle import Bundle, Trust, load_bundle
+from shoprec.registry_pointer import current_artifacts
 from shoprec.security.audit import AuditLog
 from shoprec.serving.recommend import RecommendService
 from shoprec.serving.search import SearchService
@@ -92,38 +93,13 @@ def trust_from_settings(settings: Settings, environ: Mapping[str, str] | None = 
     return Trust(require_signature=settings.require_signature, trusted_keys=settings.trusted_keys, data_key=key)
 
 
-def registry_current_path(root: Path) -> tuple[Path, str] | None:
-    """``(artifacts folder, version id)`` the registry at ``root`` points to; None if none yet.
-
-    Reads ``<root>/CURRENT`` (``{"version": id, ...}``, replaced atomically), the layout of
-    :mod:`shoprec.registry.store`.
-    """
-    try:
-        from shoprec.registry.store import Registry
-    except ImportError:  # the registry package is optional here; read the pointer directly
-        pass
-    else:
-        path = Registry(Path(root)).current_path()
-        return None if path is None else (Path(path), Path(path).parent.name)
-    pointer = Path(root) / "CURRENT"
-    try:
-        data = json.loads(pointer.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise ArtifactRefusedError(f"{pointer}: unreadable registry pointer: {exc}") from exc
-    version = data.get("version") if isinstance(data, dict) else None
-    if not isinstance(version, str) or not version or "/" in version or version in (".", ".."):
-        raise ArtifactRefusedError(f"{pointer}: malformed registry pointer (no valid 'version')")
-    return Path(root) / "versions" / version / "artifacts", version
-
-
 class Runtime:
     """Holds the live version; see the module docstring.
 
     ``build`` turns a loaded bundle into its services (the app wires caches, events replay
-    and the like there); ``load_bundle`` defaults to :func:`load_bundle` with the trust policy
-    of ``settings``. ``clock`` is wall time in seconds, for the record.
+    and the like there); ``on_retired`` is called (in the drain thread) with a replaced
+    version once it is drained or its drain timed out; ``load_bundle`` defaults to
+    :func:`load_bundle` with the trust policy of ``settings``. ``clock`` is wall time in seconds, for the record.
     """
 
     def __init__(
@@ -135,6 +111,7 @@ class Runtime:
         clock: Callable[[], float] = time.time,
         loader: LoadBundle | None = None,
         environ: Mapping[str, str] | None = None,
+        on_retired: Callable[[Live], None] | None = None,
     ) -> None:
         self.settings = settings
         self.build = build
@@ -142,6 +119,7 @@ class Runtime:
         self.clock = clock
         self._loader = loader
         self._environ = environ
+        self.on_retired = on_retired  # a replaced version was drained: stop what it started
         self._current: Live | None = None
         self._cond = threading.Condition()
         self._load_lock = threading.Lock()
@@ -282,6 +260,11 @@ class Runtime:
                 old.inflight,
                 self.settings.drain_timeout_s,
             )
+        if self.on_retired is not None:
+            try:
+                self.on_retired(old)
+            except Exception:  # the new version serves on; the failure is loud in the log
+                log.exception("could not stop what version %s started", old.version)
         view = old.bundle.extras.get("plain_view")
         if drained and view is not None:
             view.close()
@@ -296,7 +279,7 @@ class Runtime:
         root = self.settings.registry
         if root is None:
             return None
-        found = registry_current_path(root)
+        found = current_artifacts(root)
         if found is None:
             return None
         folder, version = found
@@ -310,6 +293,20 @@ class Runtime:
         except ArtifactRefusedError:
             self._refused_registry = version
             return None
+
+    def load_at_start(self) -> None:
+        """Load what the settings name: the registry's current version, else the configured
+        artifacts. A failure is kept in :attr:`load_error` (``/readyz`` and every request
+        report it) and logged; the process stays up."""
+        try:
+            if self.settings.registry is not None:
+                self.poll_registry()
+                if self._current is not None or self.settings.artifacts is None:
+                    return
+            self.load(actor="system", source="settings")
+        except Exception as exc:
+            self.load_error = self.load_error or str(exc)
+            log.error("could not load artifacts: %s", exc)
 
     def run_registry_poller(self, stop: threading.Event) -> None:
         """Poll the registry every ``registry_poll_s`` until ``stop`` is set."""

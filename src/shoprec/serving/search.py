@@ -43,6 +43,21 @@ class Effort:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchQuery:
+    """One search as a request asks for it: the text, how many results, the filters, the
+    pipeline and effort to search with, whether to explain the scores, and whose search it is
+    (a user with a profile gets personal features)."""
+
+    text: str
+    k: int = 10
+    filters: Filters = field(default_factory=Filters)
+    pipeline: Pipeline = "full"
+    effort: Effort | None = None
+    explain: bool = False
+    user_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SearchResult:
     hits: list[Hit]
     pipeline: Pipeline
@@ -101,25 +116,16 @@ class SearchService:
 
     # --- products -------------------------------------------------------------------
     def product(self, product_id: str) -> Product:
-        i = self.bundle.catalog.index_of.get(product_id)
-        if i is None or self.bundle.catalog.is_removed(i):
+        """The product when it is on sale (:meth:`CatalogArrays.on_sale_row`), else NotFoundError."""
+        product = self.bundle.catalog.on_sale_product(product_id)
+        if product is None:
             raise NotFoundError(f"no product with id {product_id!r}")
-        return self.bundle.catalog.products[i]
-
-    def on_sale(self, product_id: str) -> bool:
-        """Known and not removed by a catalog update."""
-        return self.on_sale_product(product_id) is not None
-
-    def on_sale_product(self, product_id: str) -> Product | None:
-        """The product when it is known and not removed by a catalog update, else None."""
-        catalog = self.bundle.catalog
-        i = catalog.index_of.get(product_id)
-        return None if i is None or catalog.is_removed(i) else catalog.products[i]
+        return product
 
     def similar(self, product_id: str, k: int) -> list[Hit]:
-        """Nearest products by embedding (content similarity), excluding the product itself."""
-        i = self.bundle.catalog.index_of.get(product_id)
-        if i is None or self.bundle.catalog.is_removed(i):
+        """Nearest products on sale by embedding (content similarity), excluding the product itself."""
+        i = self.bundle.catalog.on_sale_row(product_id)
+        if i is None:
             raise NotFoundError(f"no product with id {product_id!r}")
         vec = np.asarray(self.bundle.embeddings[i], dtype=np.float32)[None, :]
         allowed = self.bundle.catalog.allowed(Filters())

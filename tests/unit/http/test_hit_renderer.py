@@ -7,7 +7,7 @@ import math
 
 import orjson
 
-from shoprec.http.fastpath import HitRenderer
+from shoprec.http.render import HitRenderer
 from shoprec.models.bundle import CatalogArrays
 from shoprec.types import Hit, Product
 

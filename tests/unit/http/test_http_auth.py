@@ -15,7 +15,9 @@ from shoprec.settings import Settings
 def _client(tmp_path: Path, **overrides: object) -> tuple[TestClient, dict[str, str]]:
     store = KeyStore(tmp_path / "keys.json", time.time, iterations=1)
     keys = {role: store.create(role, [role])[1] for role in ("search", "events", "admin")}
-    settings = Settings.load(environ={}, data_dir=tmp_path, keys_file=tmp_path / "keys.json", **overrides)
+    settings = Settings.load(
+        environ={}, data_dir=tmp_path, keys_file=tmp_path / "keys.json", shed_loop_lag_ms=0, **overrides
+    )
     return TestClient(create_app(settings)), keys
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
+import threading
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,8 +14,8 @@ import pytest
 
 from shoprec.serving.accelerated import AcceleratedSearch
 from shoprec.serving.cache import SearchCache
-from shoprec.serving.search import SearchResult
-from shoprec.types import Filters, Hit
+from shoprec.serving.search import SearchQuery, SearchResult
+from shoprec.types import Hit
 
 
 class FakeService:
@@ -37,18 +40,7 @@ class FakeService:
 async def _search(
     fast: AcceleratedSearch, service: FakeService, query: str, *, inline: bool = False
 ) -> tuple[Any, bool, dict[str, float]]:
-    return await fast.search(
-        service,  # type: ignore[arg-type]
-        query,
-        k=5,
-        filters=Filters(),
-        pipeline="full",
-        effort=None,
-        explain=False,
-        user_id=None,
-        level="full",
-        inline=inline,
-    )
+    return await fast.search(service, SearchQuery(query, k=5), level="full", inline=inline)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("static", [False, True])
@@ -87,3 +79,30 @@ def test_a_cheap_level_is_searched_inline_without_a_thread_hop(inline: bool) -> 
     result, cached, _ = asyncio.run(run())
     assert [h.product_id for h in result.hits] == ["p1"] and not cached
     assert hops == ([] if inline else ["worker"])
+
+
+def test_a_retired_versions_batcher_is_stopped_from_the_drain_thread(caplog: pytest.LogCaptureFixture) -> None:
+    """A swap drains the old version in a thread of its own; its batcher's task is stopped on
+    the event loop and awaited, never left pending for the garbage collector."""
+    old, new = FakeService(static=False), FakeService(static=False)
+    fast = AcceleratedSearch(SearchCache(result_entries=0), batch_wait_s=0.0)
+
+    async def run() -> None:
+        await _search(fast, old, "cordless drill")
+        batcher = fast.batcher(old)  # type: ignore[arg-type]
+        assert batcher._task is not None and not batcher._task.done()
+        drain = threading.Thread(target=fast.retire_from_thread, args=(old,))
+        drain.start()
+        while drain.is_alive():  # the drain thread waits on this loop, which must keep running
+            await asyncio.sleep(0.001)
+        assert batcher._task is None and old not in fast._batchers
+        await _search(fast, new, "oak table")  # the new version batches on
+        gc.collect()
+        await fast.aclose()
+        assert fast._batchers == {}
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        asyncio.run(run())
+        gc.collect()
+    assert not [r for r in caplog.records if "destroyed but it is pending" in r.getMessage()]
+    assert sum(len(b) for b in new.batched) == 1

@@ -6,7 +6,16 @@ import pytest
 
 from shoprec.core.ladder import LadderLevel, LadderThresholds
 from shoprec.errors import ConfigError, DeadlineExceededError, OverloadedError
-from shoprec.serving.admission import FULL_LEVEL, AdmissionGate, Deadline, runs_inline
+from shoprec.serving.admission import (
+    FULL_LEVEL,
+    AdmissionGate,
+    ArrivalMeter,
+    Deadline,
+    LevelChooser,
+    OverheadMeter,
+    SlotQueue,
+    runs_inline,
+)
 from shoprec.serving.search import Effort
 
 FULL = LadderLevel("full", 20.0, 40.0, 0.80, {"pipeline": "full"})
@@ -53,7 +62,7 @@ def test_a_request_whose_deadline_passed_is_not_started() -> None:
 
     with pytest.raises(DeadlineExceededError) as err:
         asyncio.run(run())
-    assert started == [] and g.running == 0 and g.expired_total == 1
+    assert started == [] and g.slots.running == 0 and g.expired_total == 1
     assert err.value.status_code == 503 and err.value.retry_after_s >= 1
 
 
@@ -70,7 +79,7 @@ def test_a_deadline_too_short_for_any_level_is_not_started_but_a_cheaper_level_i
     assert asyncio.run(level_for(5)) == "bm25"
     with pytest.raises(DeadlineExceededError):
         asyncio.run(level_for(0.5))
-    assert g.running == 0
+    assert g.slots.running == 0
 
 
 def test_beyond_the_queue_bound_requests_are_shed_at_once_with_retry_after() -> None:
@@ -93,8 +102,8 @@ def test_beyond_the_queue_bound_requests_are_shed_at_once_with_retry_after() -> 
         tasks = [asyncio.create_task(request(i)) for i in range(5)]
         for _ in range(10):
             await asyncio.sleep(0)
-        running_then = g.running
-        queued_then = g.queued
+        running_then = g.slots.running
+        queued_then = g.slots.queued
         release.set()
         await asyncio.gather(*tasks)
         assert (running_then, queued_then) == (2, 1)
@@ -103,7 +112,7 @@ def test_beyond_the_queue_bound_requests_are_shed_at_once_with_retry_after() -> 
     outcomes, shed = asyncio.run(scenario())
     assert sorted(o for o in outcomes if o.startswith("shed")) == ["shed3", "shed4"]
     assert sorted(o for o in outcomes if o.startswith("run")) == ["run0", "run1", "run2"]
-    assert shed == 2 and g.running == 0 and g.queued == 0
+    assert shed == 2 and g.slots.running == 0 and g.slots.queued == 0
 
 
 def test_a_queued_request_whose_deadline_passes_while_waiting_never_runs() -> None:
@@ -134,7 +143,7 @@ def test_a_queued_request_whose_deadline_passes_while_waiting_never_runs() -> No
         return log
 
     assert asyncio.run(scenario()) == ["long", "short expired"]
-    assert g.running == 0 and g.queued == 0
+    assert g.slots.running == 0 and g.slots.queued == 0
 
 
 def test_the_queue_hands_slots_over_in_order() -> None:
@@ -153,7 +162,7 @@ def test_the_queue_hands_slots_over_in_order() -> None:
         return order
 
     assert asyncio.run(scenario()) == [0, 1, 2, 3, 4, 5]
-    assert g.running == 0
+    assert g.slots.running == 0
 
 
 def test_pressure_steps_the_ladder_down_and_calm_brings_it_back() -> None:
@@ -219,7 +228,7 @@ def test_arrival_rate_steps_down_before_queues_form_and_back_up_with_headroom() 
     assert set(_admit_at_rate(g, clock, 10, 2)) == {"full"}
     burst = _admit_at_rate(g, clock, 100, 2)
     assert burst[-1] == "bm25" and "hybrid" in burst  # steps down as the measured rate climbs
-    assert g.running == 0 and g.shed_total == 0  # nothing queued or shed: the ladder absorbed it
+    assert g.slots.running == 0 and g.shed_total == 0  # nothing queued or shed: the ladder absorbed it
     calmer = _admit_at_rate(g, clock, 35, 5)
     assert calmer[-1] == "hybrid"
     # back up only after step_up_hold_s (2 s) of a rate the better level fits
@@ -257,7 +266,7 @@ def test_a_burst_is_seen_within_a_twentieth_of_the_rate_window() -> None:
     assert set(_admit_at_rate(g, clock, 10, 4)) == {"full"}
     # 100/s for 0.1 s (the short window): the 2 s average is still only ~15/s, which full fits
     assert _admit_at_rate(g, clock, 100, 0.1)[-1] == "bm25"
-    assert 90 <= g.arrival_rate(clock.now) <= 110
+    assert 90 <= g.arrivals.rate(clock.now) <= 110
 
 
 class CpuClock:
@@ -284,7 +293,7 @@ def test_measured_per_request_overhead_counts_against_the_budget() -> None:
 
         served = _admit_at_rate(g, clock, 15, 4, on_admit=overhead)
         if cpu is not None:
-            assert g.overhead_ms == pytest.approx(20.0, rel=0.05)
+            assert g.overhead.overhead_ms == pytest.approx(20.0, rel=0.05)
         return served
 
     assert set(run(None)) == {"full"}  # 15 x 20 ms = 300 ms: fits without the overhead
@@ -304,7 +313,7 @@ def test_cached_answers_count_as_overhead_only() -> None:
             cpu.t += cpu.per_request_s
 
     served = _admit_at_rate(g, clock, 10, 4, on_admit=search_and_four_cached)
-    assert g.overhead_ms == pytest.approx(5.0, rel=0.05)  # not 25 ms: cached answers are counted too
+    assert g.overhead.overhead_ms == pytest.approx(5.0, rel=0.05)  # not 25 ms: cached answers are counted too
     # 10 x (20 + 5) + 40 x 5 = 450 ms of the 500 ms budget: full still fits
     assert served[-1] == "full"
 
@@ -316,7 +325,7 @@ def test_a_burst_is_measured_at_its_rate_from_its_eighth_arrival() -> None:
     # 400/s from idle: 8 arrivals span 17.5 ms; their rate, not 8 / 0.1 s, is what counts
     burst = _admit_at_rate(g, clock, 400, 0.025)
     assert burst[:7] == ["full"] * 7 and burst[8:] == ["bm25"] * (len(burst) - 8)
-    assert 380 <= g.arrival_rate(clock.now - 1.0 / 400) <= 420
+    assert 380 <= g.arrivals.rate(clock.now - 1.0 / 400) <= 420
 
 
 def test_searches_run_on_the_event_loop_are_not_counted_as_overhead() -> None:
@@ -326,10 +335,10 @@ def test_searches_run_on_the_event_loop_are_not_counted_as_overhead() -> None:
 
     def search_inline() -> None:  # 5 ms of HTTP overhead plus a 3 ms search on the loop thread
         cpu.t += cpu.per_request_s + 0.003
-        g.note_inline_cpu(0.003)
+        g.overhead.inline_search(0.003)
 
     _admit_at_rate(g, clock, 10, 4, on_admit=search_inline)
-    assert g.overhead_ms == pytest.approx(5.0, rel=0.05)
+    assert g.overhead.overhead_ms == pytest.approx(5.0, rel=0.05)
 
 
 def test_only_measured_cheap_levels_run_inline() -> None:
@@ -342,13 +351,13 @@ def test_only_measured_cheap_levels_run_inline() -> None:
 def test_an_explicit_pipeline_runs_inline_when_the_ladder_measured_it_cheap() -> None:
     """Even a level the quality budget leaves out of the ladder measured what its pipeline costs."""
     g = gate(FakeClock(), levels=[FULL, HYBRID, BM25], quality_loss_budget=0.05)
-    assert BM25 not in g.policy.levels and BM25 in g.measured
-    assert g.pipeline_runs_inline("bm25", 1.0)
-    assert not g.pipeline_runs_inline("bm25", 0.5) and not g.pipeline_runs_inline("hybrid", 1.0)
-    assert not g.pipeline_runs_inline("dense", 50.0)  # no level serves it: never measured
-    g.use_ladder("v2", [FULL])
-    assert g.measured == (FULL,) and not g.pipeline_runs_inline("bm25", 1.0)
-    assert not gate(FakeClock()).pipeline_runs_inline("full", 50.0)  # the unmeasured default ladder
+    assert BM25 not in g.chooser.policy.levels and BM25 in g.chooser.measured
+    assert g.chooser.pipeline_runs_inline("bm25", 1.0)
+    assert not g.chooser.pipeline_runs_inline("bm25", 0.5) and not g.chooser.pipeline_runs_inline("hybrid", 1.0)
+    assert not g.chooser.pipeline_runs_inline("dense", 50.0)  # no level serves it: never measured
+    g.chooser.use_ladder("v2", [FULL])
+    assert g.chooser.measured == (FULL,) and not g.chooser.pipeline_runs_inline("bm25", 1.0)
+    assert not gate(FakeClock()).chooser.pipeline_runs_inline("full", 50.0)  # the unmeasured default ladder
 
 
 def test_while_the_front_door_sheds_the_ladder_serves_its_cheapest_level() -> None:
@@ -358,7 +367,7 @@ def test_while_the_front_door_sheds_the_ladder_serves_its_cheapest_level() -> No
     clock = FakeClock()
     g = rate_gate(clock, parallelism=1.0)
     shedding = [False]
-    g.shedding_upstream = lambda: shedding[0]
+    g.chooser.shedding_upstream = lambda: shedding[0]
     assert set(_admit_at_rate(g, clock, 5, 1)) == {"full"}
     shedding[0] = True
     assert set(_admit_at_rate(g, clock, 5, 0.5)) == {"bm25"}  # a trickle gets through: still cheapest
@@ -368,12 +377,77 @@ def test_while_the_front_door_sheds_the_ladder_serves_its_cheapest_level() -> No
 
 
 def test_a_levels_plan_is_worked_out_once_and_again_for_another_level_or_limit() -> None:
-    g = gate(FakeClock(), levels=[FULL, BM25])
-    assert g.plan(BM25, 1.0) == ("bm25", Effort(), True)
-    assert g.plan(BM25, 1.0)[1] is g.plan(BM25, 1.0)[1]  # the same plan, not a new one per request
-    assert g.plan(FULL, 1.0) == ("full", Effort(), False)
-    assert g.plan(BM25, 0.5) == ("bm25", Effort(), False)  # another inline limit
+    chooser = LevelChooser([FULL, BM25])
+
+    def how(level: LadderLevel, limit_ms: float) -> tuple[str, Effort, bool]:
+        plan = chooser.plan(level, limit_ms)
+        return plan.pipeline, plan.effort, plan.inline
+
+    assert how(BM25, 1.0) == ("bm25", Effort(), True)
+    assert chooser.plan(BM25, 1.0) is chooser.plan(BM25, 1.0)  # the same plan, not a new one per request
+    assert how(FULL, 1.0) == ("full", Effort(), False)
+    assert how(BM25, 0.5) == ("bm25", Effort(), False)  # another inline limit
     lite = LadderLevel("bm25", 0.5, 1.0, 0.6, {"pipeline": "bm25", "lexical_candidates": 30})
-    assert g.plan(lite, 1.0) == ("bm25", Effort(lexical_candidates=30), True)  # same name, a new ladder's level
+    assert how(lite, 1.0) == ("bm25", Effort(lexical_candidates=30), True)  # same name, a new ladder's level
     with pytest.raises(ConfigError):
-        g.plan(LadderLevel("odd", 1.0, 2.0, 0.5, {"pipeline": "nope"}), 1.0)
+        chooser.plan(LadderLevel("odd", 1.0, 2.0, 0.5, {"pipeline": "nope"}), 1.0)
+
+
+# --- the parts alone ---------------------------------------------------------------------
+
+
+def test_slot_queue_hands_a_freed_slot_to_the_oldest_waiter_and_drops_a_timed_out_one() -> None:
+    async def scenario() -> None:
+        slots = SlotQueue(max_in_flight=1, max_queued=2)
+        assert not slots.full
+        slots.take()
+        assert slots.full and not slots.queue_full and slots.pressure == 1.0
+        first, second = slots.enqueue(), slots.enqueue()
+        assert slots.queue_full and slots.pressure == 3.0
+        waiting = asyncio.create_task(slots.wait(first, 60.0))
+        assert not await slots.wait(second, 0.0)  # gave up: it leaves the queue
+        assert slots.queued == 1
+        slots.release()  # handed over, not freed
+        assert await waiting and slots.running == 1 and slots.queued == 0
+        slots.release()
+        assert slots.running == 0 and not slots.full
+
+    asyncio.run(scenario())
+    with pytest.raises(ConfigError):
+        SlotQueue(max_in_flight=0, max_queued=1)
+
+
+def test_arrival_meter_sees_a_burst_from_its_eighth_arrival_and_forgets_old_ones() -> None:
+    meter = ArrivalMeter(window_s=2.0)
+    for i in range(7):
+        meter.arrived(100.0 + i * 0.001)
+    assert meter.rate(100.006) == pytest.approx(3.5)  # seven arrivals: the 2 s window's rate
+    meter.arrived(100.007)
+    assert meter.rate(100.007) == pytest.approx(1000.0)  # eight within 7 ms: their own rate
+    assert meter.rate(103.0) == 0.0
+    for _ in range(4):
+        meter.cached(103.0)
+    assert meter.cached_rate(103.5) == 2.0 and meter.cached_rate(105.5) == 0.0
+
+
+def test_overhead_meter_counts_cpu_per_request_less_inline_searches() -> None:
+    cpu = CpuClock(0.0)
+    meter = OverheadMeter(cpu, interval_s=1.0)
+    assert meter.update(0.0) == 0.0  # the first reading only marks the start
+    for _ in range(40):
+        meter.served()
+        cpu.t += 0.004
+    meter.inline_search(0.040)
+    assert meter.update(0.5) == 0.0  # not due yet
+    assert meter.update(1.0) == pytest.approx(3.0)  # (160 ms - 40 ms inline) / 40 requests
+    assert OverheadMeter(None).update(5.0) == 0.0  # no CPU clock: no overhead
+
+
+def test_with_degradation_off_the_chooser_keeps_the_best_level_whatever_the_load() -> None:
+    busy = LevelChooser([FULL, HYBRID, BM25], quality_loss_budget=1.0, utilization_target=0.5, degrade=False)
+    flood = lambda now: (10_000.0, 0.0, 5.0)  # noqa: E731
+    assert busy.choose(pressure=100.0, now=1.0, remaining_ms=1000.0, load=flood) is FULL
+    assert busy.choose(pressure=100.0, now=2.0, remaining_ms=15.0, load=flood) is None  # full does not fit
+    assert busy.measured == (FULL, HYBRID, BM25) and busy.pipeline_runs_inline("bm25", 1.0)
+    degrading = LevelChooser([FULL, HYBRID, BM25], quality_loss_budget=1.0, utilization_target=0.5)
+    assert degrading.choose(pressure=100.0, now=1.0, remaining_ms=1000.0, load=flood) is BM25

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from shoprec.errors import ArtifactRefusedError, IntegrityError, NotReadyError
+from shoprec.errors import ArtifactError, ArtifactRefusedError, IntegrityError, NotReadyError
+from shoprec.registry_pointer import current_artifacts
 from shoprec.security.audit import AuditLog
 from shoprec.security.audit import verify as verify_log
-from shoprec.serving.runtime import Runtime, registry_current_path
+from shoprec.serving.runtime import Runtime
 from shoprec.settings import Settings
 
 
@@ -121,14 +123,8 @@ def test_registry_promotions_and_rollbacks_are_picked_up(tmp_path: Path) -> None
 @pytest.mark.parametrize("pointer", ['{"version": "../x"}', '{"nope": 1}', "not json"])
 def test_a_malformed_registry_pointer_is_refused(tmp_path: Path, pointer: str) -> None:
     (tmp_path / "CURRENT").write_text(pointer)
-    try:
-        import shoprec.registry.store  # noqa: F401
-    except ImportError:
-        with pytest.raises(ArtifactRefusedError, match="CURRENT"):
-            registry_current_path(tmp_path)
-    else:
-        with pytest.raises(Exception):  # noqa: B017, PT011 - the registry module's own error
-            registry_current_path(tmp_path)
+    with pytest.raises(ArtifactError, match="CURRENT: (unreadable|malformed) registry pointer"):
+        current_artifacts(tmp_path)
 
 
 def test_switching_verification_off_is_explicit_and_warned(caplog: pytest.LogCaptureFixture) -> None:
@@ -138,3 +134,21 @@ def test_switching_verification_off_is_explicit_and_warned(caplog: pytest.LogCap
     with caplog.at_level("WARNING", logger="shoprec.serving.runtime"):
         Runtime(Settings.load(environ={"SHOPREC_REQUIRE_SIGNATURE": "false"}), _services, loader=_bundle)
     assert any("signature verification is OFF" in r.getMessage() for r in caplog.records)
+
+
+def test_a_replaced_version_is_retired_once_drained(runtime: Runtime, tmp_path: Path) -> None:
+    retired: list[str] = []
+    drained = threading.Event()
+
+    def on_retired(live: Any) -> None:
+        retired.append(live.version)
+        drained.set()
+
+    runtime.on_retired = on_retired
+    runtime.load(_version(tmp_path, "v1"))
+    with runtime.lease() as held:
+        runtime.load(_version(tmp_path, "v2"))
+        assert held is not None and held.version == "v1"
+        assert retired == []  # a request still holds v1: not retired under it
+    assert drained.wait(timeout=30)
+    assert retired == ["v1"]
