@@ -1,14 +1,16 @@
-"""Fixtures for integration tests: real servers on loopback ports."""
+"""Fixtures for integration tests: real servers on loopback ports (tests/support/live.py)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from live import LiveServer, start_server
+
+from support.live import LiveServer, ServerProcess, start_server
 
 
 @pytest.fixture
@@ -24,3 +26,19 @@ def live_server() -> Iterator[Callable[[FastAPI], LiveServer]]:
     for server, thread in started:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def server_process() -> Iterator[Callable[..., ServerProcess]]:
+    """Start a server in its own process with these settings (keyword arguments, as for
+    ``Settings.load``); ready when returned, stopped after the test."""
+    started: list[ServerProcess] = []
+
+    def run(**settings: Any) -> ServerProcess:
+        server = ServerProcess(settings)
+        started.append(server)
+        return server.start()
+
+    yield run
+    for server in started:
+        server.stop()

@@ -9,13 +9,11 @@ from typing import Any
 
 import httpx
 import pytest
-from live import LiveServer, wait_ready
 
 from shoprec.http.app import create_app
 from shoprec.security.apikeys import KeyStore, Role
 from shoprec.settings import Settings
-
-pytestmark = pytest.mark.model
+from support.live import FULL_QUALITY, LiveServer, wait_ready
 
 PUBLIC = {("GET", "/healthz"), ("GET", "/readyz")}
 EVENT = {"events": [{"user_id": "U1", "item_id": "T000", "type": "click"}]}
@@ -34,7 +32,7 @@ WRONG: dict[Role, tuple[Role, ...]] = {"search": ("events",), "events": ("search
 
 @pytest.fixture
 def server(
-    live_server: Callable[[Any], LiveServer], tiny_artifacts: Path, tmp_path: Path
+    live_server: Callable[[Any], LiveServer], tiny_static_artifacts: Path, tmp_path: Path
 ) -> Iterator[tuple[LiveServer, dict[str, str]]]:
     store = KeyStore(tmp_path / "keys.json", time.time, iterations=1)
     keys = {role: store.create(f"{role} key", [role])[1] for role in ("search", "events", "admin")}
@@ -42,10 +40,11 @@ def server(
     store.revoke(revoked_id)
     settings = Settings.load(
         environ={},
-        artifacts=tiny_artifacts,
+        artifacts=tiny_static_artifacts,
         data_dir=tmp_path,
         keys_file=tmp_path / "keys.json",
         require_signature=False,
+        **FULL_QUALITY,  # every right key gets its 2xx, however busy the machine
     )
     live = live_server(create_app(settings))
     with live.client() as c:
@@ -101,10 +100,15 @@ def test_every_route_in_the_spec_needs_a_key(server: tuple[LiveServer, dict[str,
 
 
 def test_anonymous_reads_are_a_setting_and_never_cover_events_or_admin(
-    live_server: Callable[[Any], LiveServer], tiny_artifacts: Path, tmp_path: Path
+    live_server: Callable[[Any], LiveServer], tiny_static_artifacts: Path, tmp_path: Path
 ) -> None:
     settings = Settings.load(
-        environ={}, artifacts=tiny_artifacts, data_dir=tmp_path, anonymous_read=True, require_signature=False
+        environ={},
+        artifacts=tiny_static_artifacts,
+        data_dir=tmp_path,
+        anonymous_read=True,
+        require_signature=False,
+        **FULL_QUALITY,
     )
     with live_server(create_app(settings)).client() as client:
         wait_ready(client)

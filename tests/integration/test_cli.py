@@ -1,4 +1,4 @@
-"""The CLI contracts, run as a user would run them (subprocesses)."""
+"""The CLI contracts, run as a user would run them (subprocesses), with the tiny encoder."""
 
 from __future__ import annotations
 
@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from shoprec.models import artifacts
-from tinyshop import tiny_judgments, tiny_products
-
-pytestmark = pytest.mark.model
+from shoprec import artifacts
+from support.tinyencoder import MODEL_ID
+from support.tinyshop import tiny_judgments, tiny_products
 
 
 def shoprec(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -60,15 +59,15 @@ def _write_judgments(path: Path) -> None:
             w.writerow([j.query, j.product_id, j.relevance])
 
 
-def test_build_eval_search_and_refusals(tmp_path: Path, teacher_dir: Path) -> None:
+def test_build_eval_search_and_refusals(tmp_path: Path, tiny_encoder_dir: Path) -> None:
     products, judgments, out = tmp_path / "p.csv", tmp_path / "j.csv", tmp_path / "art"
     _write_products_csv(products)
     _write_judgments(judgments)
-    r = build_csv(products, out, teacher_dir)
+    r = build_csv(products, out, tiny_encoder_dir)
     assert r.returncode == 0, r.stderr
     manifest = artifacts.verify(out)
     assert manifest["metrics"]["products"] == 30
-    assert manifest["model_id"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert manifest["model_id"] == MODEL_ID
 
     r = shoprec("eval", "search", "--artifacts", str(out), "--judgments", str(judgments), "--json")
     assert r.returncode == 0, r.stderr
@@ -84,7 +83,7 @@ def test_build_eval_search_and_refusals(tmp_path: Path, teacher_dir: Path) -> No
     # A bad row names the file and line, and the failed build leaves the artifacts intact.
     bad = tmp_path / "bad.csv"
     _write_products_csv(bad, [["X1", "Broken price", "B", "C", "cheap", "true"]])
-    r = build_csv(bad, out, teacher_dir, check=False)
+    r = build_csv(bad, out, tiny_encoder_dir, check=False)
     assert r.returncode == 2
     assert f"{bad}:32" in r.stderr and "price" in r.stderr
     assert artifacts.verify(out)["metrics"]["products"] == 30
@@ -95,10 +94,10 @@ def test_build_eval_search_and_refusals(tmp_path: Path, teacher_dir: Path) -> No
     assert r.returncode == 2 and "checksum mismatch for catalog.jsonl" in r.stderr
 
 
-def test_skip_bad_rows_reports_them(tmp_path: Path, teacher_dir: Path) -> None:
+def test_skip_bad_rows_reports_them(tmp_path: Path, tiny_encoder_dir: Path) -> None:
     bad = tmp_path / "bad.csv"
     _write_products_csv(bad, [["X1", "", "B", "C", "1", "true"], ["T000", "dup", "B", "C", "1", "true"]])
-    r = build_csv(bad, tmp_path / "a", teacher_dir, "--skip-bad-rows")
+    r = build_csv(bad, tmp_path / "a", tiny_encoder_dir, "--skip-bad-rows")
     assert r.returncode == 0, r.stderr
     assert "1 duplicates, 1 skipped" in r.stderr and f"{bad}:32" in r.stderr
 
@@ -123,7 +122,7 @@ def test_eval_sessions_json_and_bad_row(tmp_path: Path) -> None:
 
 
 def test_demo_signs_its_artifacts_and_keeps_one_api_key(
-    tiny_artifacts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_static_artifacts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import shutil
     import time
@@ -136,7 +135,7 @@ def test_demo_signs_its_artifacts_and_keeps_one_api_key(
         monkeypatch.setenv(name, "")
         monkeypatch.delenv(name)
     art = tmp_path / "artifacts"
-    shutil.copytree(tiny_artifacts, art)
+    shutil.copytree(tiny_static_artifacts, art)
     key = _demo_trust(tmp_path, art)
     public = tmp_path / "keys" / "signing.key.pub"
     assert verify_artifacts(art, [public])["signer"] == "shoprec demo"

@@ -9,17 +9,20 @@ from typing import Any
 
 import httpx
 import pytest
-from live import LiveServer, wait_ready
 
-from apikeyhelp import unsigned_settings
 from shoprec.http.app import create_app
-
-pytestmark = pytest.mark.model
+from support.apikeyhelp import unsigned_settings
+from support.live import FULL_QUALITY, LiveServer, wait_ready
 
 
 @pytest.fixture
-def api(live_server: Callable[[Any], LiveServer], tiny_artifacts: Path, tmp_path: Path) -> Iterator[httpx.Client]:
-    settings, headers = unsigned_settings(tmp_path, roles=("search", "admin"), artifacts=tiny_artifacts)
+def api(
+    live_server: Callable[[Any], LiveServer], tiny_static_artifacts: Path, tmp_path: Path
+) -> Iterator[httpx.Client]:
+    # full quality throughout: an answer served at another level is not the cached one
+    settings, headers = unsigned_settings(
+        tmp_path, roles=("search", "admin"), artifacts=tiny_static_artifacts, **FULL_QUALITY
+    )
     server = live_server(create_app(settings))
     with server.client(headers=headers) as client:
         wait_ready(client)
@@ -80,13 +83,17 @@ def test_bad_catalog_updates_get_clear_4xx_errors(api: httpx.Client) -> None:
 
 
 def test_two_replicas_share_the_cache_and_invalidations_through_redis(
-    live_server: Callable[[Any], LiveServer], tiny_artifacts: Path, tmp_path: Path, redis_server: Any
+    live_server: Callable[[Any], LiveServer], tiny_static_artifacts: Path, tmp_path: Path, redis_server: Any
 ) -> None:
     # Two replicas in one test process share one GIL: one's start-up work makes the other's
-    # event loop lag, which its front-door shedder would (rightly) answer with 503s. Real
-    # replicas are separate processes; shedding has its own tests.
+    # event loop lag, which its front-door shedder would (rightly) answer with 503s. Here they
+    # answer at full quality whatever the lag; shedding has its own tests.
     settings, headers = unsigned_settings(
-        tmp_path, roles=("search", "admin"), artifacts=tiny_artifacts, redis_url=redis_server.url, shed_loop_lag_ms=0
+        tmp_path,
+        roles=("search", "admin"),
+        artifacts=tiny_static_artifacts,
+        redis_url=redis_server.url,
+        **FULL_QUALITY,
     )
     a = live_server(create_app(settings))
     b = live_server(create_app(settings))

@@ -12,24 +12,22 @@ from typing import Any
 
 import httpx
 import pytest
-from live import LiveServer, wait_ready
 
-from apikeyhelp import unsigned_settings
 from shoprec import __version__
 from shoprec.http.app import create_app
 from shoprec.http.fastpath import FastPathStats
 from shoprec.http.overload import LEVEL_HEADER
-
-pytestmark = pytest.mark.model
+from support.apikeyhelp import unsigned_settings
+from support.live import FULL_QUALITY, LiveServer, wait_ready
 
 Params = list[tuple[str, str]]
 
 
 @pytest.fixture
-def served(live_server: Callable[[Any], LiveServer], tiny_artifacts: Path, tmp_path: Path) -> Iterator[Any]:
+def served(live_server: Callable[[Any], LiveServer], tiny_static_artifacts: Path, tmp_path: Path) -> Iterator[Any]:
     # no result cache: both paths compute every answer (``cached`` would differ otherwise)
     settings, headers = unsigned_settings(
-        tmp_path, artifacts=tiny_artifacts, result_cache_entries=0, max_k=20, deadline_min_ms=10
+        tmp_path, artifacts=tiny_static_artifacts, result_cache_entries=0, max_k=20, deadline_min_ms=10, **FULL_QUALITY
     )
     server = live_server(create_app(settings))
     with server.client(headers=headers) as client:
@@ -66,7 +64,7 @@ def _comparable(r: httpx.Response) -> dict[str, Any]:
         [("q", "garden hose"), ("pipeline", "dense"), ("in_stock", "false")],
         [("q", "sofa"), ("min_price", "10"), ("max_price", "900.5"), ("explain", "1")],
         [("q", "drill"), ("category", "Tools"), ("brand", "Nope"), ("user_id", "u-1")],
-        [("q", "电钻"), ("deadline_ms", "5000"), ("utm_source", "ignored")],
+        [("q", "电钻"), ("deadline_ms", "5000")],
     ],
 )
 def test_plain_searches_are_answered_as_the_route_answers(served: Any, params: Params) -> None:
@@ -94,10 +92,10 @@ def test_refusals_after_validation_are_the_routes(served: Any, params: Params, s
 
 
 def test_authentication_and_rate_limits_hold_on_the_fast_path(
-    live_server: Callable[[Any], LiveServer], tiny_artifacts: Path, tmp_path: Path
+    live_server: Callable[[Any], LiveServer], tiny_static_artifacts: Path, tmp_path: Path
 ) -> None:
-    limits = {"rate_limit_key_default_per_s": 0.01, "rate_limit_burst_factor": 1}
-    settings, headers = unsigned_settings(tmp_path, artifacts=tiny_artifacts, **limits)
+    limits = {"rate_limit_key_default_per_s": 0.01, "rate_limit_burst_factor": 1, **FULL_QUALITY}
+    settings, headers = unsigned_settings(tmp_path, artifacts=tiny_static_artifacts, **limits)
     server = live_server(create_app(settings))
     stats: FastPathStats = server.app.state.search_fast_path
     with server.client() as anonymous, server.client(headers={"X-API-Key": "sr_nope_nope"}) as wrong:
@@ -115,6 +113,20 @@ def test_authentication_and_rate_limits_hold_on_the_fast_path(
         assert 90 <= int(limited.headers["retry-after"]) <= 100
         route_limited = api.get("/v1/search?q=x&q=drill")  # the route shares the same bucket
         assert route_limited.status_code == 429 and route_limited.json()["error"] == "rate_limited"
+
+
+def test_a_parameter_the_contract_does_not_know_gets_the_routes_answer(served: Any) -> None:
+    """The fast path answers only what it fully understands: an extra parameter sends the
+    request to the route, which ignores it and answers as it answers without it."""
+    server, api = served
+    stats: FastPathStats = server.app.state.search_fast_path
+    before = (stats.served, stats.passed_on)
+    extra = api.get("/v1/search", params=[("q", "cordless drill"), ("k", "3"), ("utm_source", "newsletter")])
+    assert (stats.served, stats.passed_on) == (before[0], before[1] + 1)  # the route answered
+    plain = api.get("/v1/search", params=[("q", "cordless drill"), ("k", "3")])
+    assert (stats.served, stats.passed_on) == (before[0] + 1, before[1] + 1)
+    assert extra.status_code == plain.status_code == 200
+    assert _comparable(extra) == _comparable(plain)
 
 
 def test_what_is_not_plain_reaches_the_routes_validation(served: Any) -> None:

@@ -1,4 +1,7 @@
-"""Recommendations over a real server: known and unknown users, near-line updates, restart."""
+"""Recommendations over a real server: known and unknown users, near-line updates, restart.
+
+The storefront's artifacts are built with the tiny encoder over its own words; the
+sequential recommender is a real SASRec (trained with torch, under 30 s)."""
 
 from __future__ import annotations
 
@@ -7,26 +10,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from live import LiveServer, wait_ready
 
-from apikeyhelp import unsigned_settings
 from shoprec.catalog.synthetic import generate_storefront
 from shoprec.http.app import create_app
 from shoprec.models.recommender import BlendedRecommender
 from shoprec.pipeline.build import BuildOptions, build
-
-pytestmark = pytest.mark.model
+from support.apikeyhelp import unsigned_settings
+from support.live import FULL_QUALITY, LiveServer, wait_ready
+from support.tinyencoder import catalog_texts, write_encoder
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory, teacher_dir: Path) -> tuple[Path, Any]:
+def shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     sf = generate_storefront(n_products=400, n_users=60, n_sessions=800, seed=5)
-    out = tmp_path_factory.mktemp("shop") / "artifacts"
+    root = tmp_path_factory.mktemp("shop")
+    encoder = write_encoder(root / "encoder", catalog_texts(sf.products))
+    out = root / "artifacts"
     build(
         sf.products,
         out,
         events=sf.events,
-        encoder_dir=teacher_dir,
+        encoder_dir=encoder,
         progress=False,
         options=BuildOptions(max_train_queries=300, recommender_max_train_s=30),
     )
@@ -38,7 +42,7 @@ def test_recommend_known_unknown_and_near_line(
 ) -> None:
     art, sf = shop
     assert BlendedRecommender.read_weight(art / "recommender") is not None  # known users get the blend
-    settings, headers = unsigned_settings(tmp_path, artifacts=art)
+    settings, headers = unsigned_settings(tmp_path, artifacts=art, **FULL_QUALITY)
     known = sf.events[0].user_id
     seen = {e.item_id for e in sf.events if e.user_id == known}
     with live_server(create_app(settings)).client(headers=headers) as api:

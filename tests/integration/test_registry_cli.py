@@ -7,19 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from registryhelp import degraded_copy, good_copy, write_judgments
 from shoprec.cli import main
 from shoprec.security.audit import verify as verify_audit
+from support.registryhelp import degraded_copy, good_copy, write_judgments
 
-pytestmark = pytest.mark.model
-
-# Real wall-clock latency on a shared machine is noisy; the latency gate's arithmetic and its
-# refusal are tested with a fake clock in tests/unit/registry/test_gates.py.
-LOOSE_LATENCY = ["--latency-tolerance", "5", "--latency-slack-ms", "50", "--repetitions", "2"]
+# Real wall-clock latency on a shared machine is noisy: here the latency gate runs and reports,
+# with a minute of slack no measurement can exceed; its arithmetic and its refusal are tested
+# with a fake clock in tests/unit/registry/test_registry_gates.py.
+LOOSE_LATENCY = ["--latency-tolerance", "5", "--latency-slack-ms", "60000", "--repetitions", "2"]
 
 
 def test_registry_lifecycle(
-    tmp_path: Path, tiny_artifacts: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_static_artifacts: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     audit = tmp_path / "audit.jsonl"
     monkeypatch.setenv("SHOPREC_AUDIT_LOG", str(audit))
@@ -27,13 +26,16 @@ def test_registry_lifecycle(
     judg = str(write_judgments(tmp_path / "judgments.jsonl"))
     common = ["--registry", str(reg), "--judgments", judg]
 
-    assert main(["registry", "push", str(tiny_artifacts), "--id", "base", *common, "--json"]) == 0
+    assert main(["registry", "push", str(tiny_static_artifacts), "--id", "base", *common, "--json"]) == 0
     out = capsys.readouterr().out
     assert "pushed base: search NDCG@10" in out and json.loads(out.splitlines()[-1])["evaluated"] is True
     assert main(["registry", "promote", "base", *common]) == 0
     assert "promoted base (previous: none)" in capsys.readouterr().out
 
-    assert main(["registry", "push", str(degraded_copy(tiny_artifacts, tmp_path / "bad")), "--id", "bad", *common]) == 0
+    assert (
+        main(["registry", "push", str(degraded_copy(tiny_static_artifacts, tmp_path / "bad")), "--id", "bad", *common])
+        == 0
+    )
     capsys.readouterr()
     pointer = (reg / "CURRENT").read_bytes()
     assert main(["registry", "promote", "bad", *common, *LOOSE_LATENCY]) == 2
@@ -41,7 +43,10 @@ def test_registry_lifecycle(
     assert "promotion of bad refused; base stays current" in err and "search NDCG@10 gate failed by" in err
     assert (reg / "CURRENT").read_bytes() == pointer
 
-    assert main(["registry", "push", str(good_copy(tiny_artifacts, tmp_path / "good")), "--id", "good", *common]) == 0
+    assert (
+        main(["registry", "push", str(good_copy(tiny_static_artifacts, tmp_path / "good")), "--id", "good", *common])
+        == 0
+    )
     assert main(["registry", "promote", "good", *common, *LOOSE_LATENCY, "--json"]) == 0
     out = capsys.readouterr().out
     assert "search NDCG@10 gate passed" in out and "p99 latency gate passed" in out
@@ -83,16 +88,18 @@ def test_registry_lifecycle(
     assert refusal["details"]["version"] == "bad" and not refusal["details"]["gates"][0]["passed"]
 
 
-def test_cli_refusals_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_artifacts: Path) -> None:
+def test_cli_refusals_are_clear(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tiny_static_artifacts: Path
+) -> None:
     reg = ["--registry", str(tmp_path / "registry")]
-    assert main(["registry", "push", str(tiny_artifacts), "--id", "../escape", *reg]) == 2
+    assert main(["registry", "push", str(tiny_static_artifacts), "--id", "../escape", *reg]) == 2
     assert "bad version id" in capsys.readouterr().err
     assert not (tmp_path / "escape").exists()
     assert main(["registry", "rollback", *reg]) == 2
     assert "nothing to roll back" in capsys.readouterr().err
     assert main(["registry", "promote", "nope", *reg]) == 2
     assert "no version 'nope'" in capsys.readouterr().err
-    tampered = good_copy(tiny_artifacts, tmp_path / "tampered")
+    tampered = good_copy(tiny_static_artifacts, tmp_path / "tampered")
     (tampered / "catalog.jsonl").write_text("{}\n")
     assert main(["registry", "push", str(tampered), *reg]) == 2
     assert "checksum mismatch for catalog.jsonl" in capsys.readouterr().err

@@ -1,10 +1,15 @@
 """Trust at load time over a real server on loopback: signed versions swap in under load,
 tampered / unsigned / untrusted / wrongly encrypted ones are refused while the current
-version keeps answering, and the session's audit log verifies (and breaks where edited)."""
+version keeps answering, and the session's audit log verifies (and breaks where edited).
+
+The swap under load runs its server in a process of its own (its clients are threads of this
+one); the others need only a real socket and run it in a thread here."""
 
 from __future__ import annotations
 
+import gc
 import json
+import logging
 import shutil
 import threading
 import time
@@ -14,7 +19,6 @@ from typing import Any
 
 import httpx
 import pytest
-from live import LiveServer, wait_ready
 
 from shoprec.cli import main
 from shoprec.http.app import create_app
@@ -22,8 +26,7 @@ from shoprec.security import audit as audit_log
 from shoprec.security import crypto
 from shoprec.security.apikeys import KeyStore
 from shoprec.settings import Settings
-
-pytestmark = pytest.mark.model
+from support.live import FULL_QUALITY, LiveServer, ServerProcess, wait_ready
 
 
 def _version(folder: Path, tag: str) -> Path:
@@ -36,7 +39,7 @@ def _version(folder: Path, tag: str) -> Path:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, tiny_artifacts: Path) -> dict[str, Any]:
+def world(tmp_path_factory: pytest.TempPathFactory, tiny_static_artifacts: Path) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("trust")
     trusted, trusted_pub = crypto.generate_signing_key(root / "release.key")
     stranger, _ = crypto.generate_signing_key(root / "stranger.key")
@@ -45,7 +48,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, tiny_artifacts: Path) -> dic
 
     def copy(name: str, tag: str) -> Path:
         out = root / name
-        shutil.copytree(tiny_artifacts, out)
+        shutil.copytree(tiny_static_artifacts, out)
         (out / crypto.SIGNATURE).unlink(missing_ok=True)
         return _version(out, tag)
 
@@ -94,32 +97,46 @@ def world(tmp_path_factory: pytest.TempPathFactory, tiny_artifacts: Path) -> dic
     }
 
 
-@pytest.fixture
-def served(
-    live_server: Callable[[Any], LiveServer], world: dict[str, Any], tmp_path: Path
-) -> Iterator[tuple[httpx.Client, dict[str, str], Path]]:
+Served = tuple[httpx.Client, dict[str, str], Path]
+
+
+def _trusting(world: dict[str, Any], tmp_path: Path) -> tuple[dict[str, Any], str, str]:
+    """Settings that serve v1 and trust the release key, with an audit log; an admin and a reader key."""
     keys = KeyStore(tmp_path / "keys.json", time.time, iterations=1)
     _, admin = keys.create("ops", ["admin"])
     _, reader = keys.create("storefront", ["search"])
-    settings = Settings.load(
-        environ={},
-        artifacts=world["v1"],
-        data_dir=tmp_path,
-        trusted_keys=(world["trusted_pub"],),
-        data_key_file=world["data_key_file"],
-        keys_file=tmp_path / "keys.json",
-        audit_log=tmp_path / "audit.jsonl",
-        audit_search_sample_rate=0.25,
-        ladder_utilization_target=0.0,  # four clients hammering: this test is about swaps, not the ladder
-        # ... nor the loop-lag shedder: the clients are threads of this process, whose GIL the
-        # server's loop shares, so the loop lags for them (the shedder has tests of its own)
-        shed_loop_lag_ms=0,
-    )
+    settings = {
+        "artifacts": world["v1"],
+        "data_dir": tmp_path,
+        "trusted_keys": (world["trusted_pub"],),
+        "data_key_file": world["data_key_file"],
+        "keys_file": tmp_path / "keys.json",
+        "audit_log": tmp_path / "audit.jsonl",
+        "audit_search_sample_rate": 0.25,
+        **FULL_QUALITY,  # these tests are about versions and trust, not the ladder or shedding
+    }
+    return settings, admin, reader
+
+
+@pytest.fixture
+def served(live_server: Callable[[Any], LiveServer], world: dict[str, Any], tmp_path: Path) -> Iterator[Served]:
+    settings, admin, reader = _trusting(world, tmp_path)
     import random
 
-    server = live_server(create_app(settings, audit_rng=random.Random(7)))
+    server = live_server(create_app(Settings.load(environ={}, **settings), audit_rng=random.Random(7)))
     with server.client(headers={"X-API-Key": reader}) as client:
         wait_ready(client)
+        yield client, {"Authorization": f"Bearer {admin}"}, tmp_path / "audit.jsonl"
+
+
+@pytest.fixture
+def served_apart(
+    server_process: Callable[..., ServerProcess], world: dict[str, Any], tmp_path: Path
+) -> Iterator[Served]:
+    """The same, in a process of its own, and every search audited (no sampling to be lucky with)."""
+    settings, admin, reader = _trusting(world, tmp_path)
+    server = server_process(**{**settings, "audit_search_sample_rate": 1.0})
+    with server.client(headers={"X-API-Key": reader}) as client:
         yield client, {"Authorization": f"Bearer {admin}"}, tmp_path / "audit.jsonl"
 
 
@@ -177,10 +194,45 @@ def test_encrypted_version_is_decrypted_in_memory_and_served(
     assert rec.status_code == 200 and len(rec.json()["results"]) == 3, rec.text  # the recommender decrypted too
 
 
-def test_swap_under_load_fails_no_request(
-    served: tuple[httpx.Client, dict[str, str], Path], world: dict[str, Any]
+def test_a_reload_stops_the_old_versions_tasks(
+    live_server: Callable[[Any], LiveServer], world: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client, admin, log_path = served
+    """A drained version's batcher task is stopped and awaited, on the reload and at shutdown:
+    asyncio never finds a task of it destroyed while pending."""
+    settings, admin, reader = _trusting(world, tmp_path)
+    app = create_app(Settings.load(environ={}, **settings))
+    server = live_server(app)
+    accelerated = app.state.services.accelerated
+    with caplog.at_level(logging.WARNING, logger="asyncio"), server.client(headers={"X-API-Key": reader}) as client:
+        wait_ready(client)
+        assert _search_ok(client) == "v1"  # its query went through v1's batcher
+        [(v1, batcher)] = list(accelerated._batchers.items())
+        v1_task = batcher._task
+        assert v1_task is not None and not v1_task.done()
+        r = client.post("/v1/admin/reload", json={"artifacts": str(world["v2"])}, headers={"X-API-Key": admin})
+        assert r.status_code == 200 and r.json()["version"] == "v2", r.text
+        assert _search_ok(client) == "v2"
+        deadline = time.monotonic() + 60
+        while v1 in accelerated._batchers:  # drained once the reload's own lease ended
+            assert time.monotonic() < deadline, "v1's batcher was never retired"
+            time.sleep(0.01)
+        assert v1_task.done()  # stopped and awaited, not dropped while pending
+        gc.collect()
+        assert _search_ok(client) == "v2"
+        [v2_task] = [b._task for b in accelerated._batchers.values()]
+        server.server.should_exit = True  # shutdown stops v2's batcher too
+    deadline = time.monotonic() + 60
+    while accelerated._batchers:
+        assert time.monotonic() < deadline, "the server did not stop its batchers"
+        time.sleep(0.01)
+    assert v2_task is not None and v2_task.done()
+    gc.collect()
+    pending = [r.getMessage() for r in caplog.records if "destroyed but it is pending" in r.getMessage()]
+    assert not pending, pending
+
+
+def test_swap_under_load_fails_no_request(served_apart: Served, world: dict[str, Any]) -> None:
+    client, admin, log_path = served_apart
     url = str(client.base_url)
     reader_headers = dict(client.headers)
     failures: list[str] = []
@@ -273,6 +325,7 @@ def test_registry_promotion_and_rollback_reach_a_running_service(
         data_dir=tmp_path,
         trusted_keys=(world["trusted_pub"],),
         keys_file=tmp_path / "keys.json",
+        **FULL_QUALITY,
     )
     with live_server(create_app(settings)).client(headers={"X-API-Key": reader}) as client:
         wait_ready(client)

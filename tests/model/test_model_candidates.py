@@ -1,5 +1,5 @@
-"""Candidate generation on real artifacts: the learned ranker's match features are computed
-only when it runs, and leaving them out changes nothing else."""
+"""Candidate generation on real artifacts (the tiny encoder's): the learned ranker's match
+features are computed only when it runs, and leaving them out changes nothing else."""
 
 from __future__ import annotations
 
@@ -12,12 +12,10 @@ from shoprec.models.bundle import load_bundle
 from shoprec.serving.search import Effort, SearchService, query_context
 from shoprec.types import Filters
 
-pytestmark = pytest.mark.model
-
 
 @pytest.mark.parametrize("query", ["cordless drill", "garden hose 50 ft", "电钻", "zzz unknown"])
-def test_match_features_only_for_the_ranker(tiny_artifacts: Path, query: str) -> None:
-    service = SearchService(load_bundle(tiny_artifacts))
+def test_match_features_only_for_the_ranker(tiny_static_artifacts: Path, query: str) -> None:
+    service = SearchService(load_bundle(tiny_static_artifacts))
     ctx = query_context(service.bundle, query)
     qvec = service.encode_queries([query])[0]
     full = service.candidates(ctx, qvec, None)
@@ -32,10 +30,12 @@ def test_match_features_only_for_the_ranker(tiny_artifacts: Path, query: str) ->
 @pytest.mark.parametrize(
     "filters", [Filters(), Filters(in_stock=True), Filters(max_price=50.0), Filters(category="no such > thing")]
 )
-def test_the_lexical_pipeline_answers_as_the_shared_candidate_path(tiny_artifacts: Path, filters: Filters) -> None:
+def test_the_lexical_pipeline_answers_as_the_shared_candidate_path(
+    tiny_static_artifacts: Path, filters: Filters
+) -> None:
     """``bm25`` without ``explain`` skips the candidate set; ``explain`` still builds it: same
     products, same scores, same order, for every effort the ladder uses."""
-    service = SearchService(load_bundle(tiny_artifacts))
+    service = SearchService(load_bundle(tiny_static_artifacts))
     queries = ["cordless drill", "garden hose 50 ft", "电钻", "zzz unknown", "drill drill bits"]
     for query in queries:
         for k, effort in ((10, None), (5, Effort(lexical_candidates=3)), (20, Effort(lexical_candidates=30))):

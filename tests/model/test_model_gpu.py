@@ -11,6 +11,7 @@ ort = pytest.importorskip("onnxruntime")
 
 pytestmark = [
     pytest.mark.gpu,
+    pytest.mark.model,  # the teacher is MiniLM
     pytest.mark.skipif("CUDAExecutionProvider" not in ort.get_available_providers(), reason="no CUDA provider"),
 ]
 

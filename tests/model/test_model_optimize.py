@@ -9,15 +9,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shoprec import artifacts
 from shoprec.cli import main
 from shoprec.errors import QualityGateError
-from shoprec.models import artifacts
 from shoprec.models.bundle import load_bundle
 from shoprec.optimize import static
-from shoprec.optimize.chain import OptimizeOptions, optimize
 from shoprec.pipeline.ltr import groups_from_judgments
+from shoprec.pipeline.optimize import OptimizeOptions, optimize
 from shoprec.serving.search import SearchService
-from tinyshop import tiny_judgments
+from support.tinyshop import tiny_judgments
+
+# the optimized encoders are distilled from, quantized from and gated against MiniLM itself
+pytestmark = pytest.mark.model
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +69,7 @@ def test_default_chain_keeps_a_passing_encoder_and_the_service_serves_it(
     res = SearchService(bundle).search("cordless drill", k=5)
     assert res.hits
     assert bundle.embeddings.shape[1] == bundle.encoder.dim
-    from shoprec.optimize.bench import bench_encoders
+    from shoprec.pipeline.encoder_bench import bench_encoders
 
     bench = bench_encoders(out, batch1_n=5, batch32_n=1)
     rows = {r["encoder"]: r for r in bench["encoders"]}

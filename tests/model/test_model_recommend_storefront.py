@@ -6,14 +6,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import pytest
-
 from shoprec.catalog.synthetic import generate_storefront
 from shoprec.pipeline.recommend_eval import evaluate_recommenders
 from shoprec.pipeline.recommender_build import user_sequences
 from shoprec.training.sasrec import SASRecConfig
-
-pytestmark = pytest.mark.model
 
 
 def test_sequential_and_cooccurrence_beat_popularity(tmp_path: Path) -> None:

@@ -15,8 +15,6 @@ from shoprec.models.recommender import (
     SequentialRecommender,
 )
 
-pytestmark = pytest.mark.model
-
 torch = pytest.importorskip("torch")
 sasrec = pytest.importorskip("shoprec.training.sasrec")
 

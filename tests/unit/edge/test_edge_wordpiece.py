@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "unit" / "optimize"))
-
-from tinybert import VOCAB, tiny_tokenizer  # noqa: E402
-
-from shoprec.edge.wordpiece import WordPieceTokenizer  # noqa: E402
+from shoprec.edge.wordpiece import WordPieceTokenizer
+from support.tinybert import VOCAB, tiny_tokenizer
 
 TEXTS = [
     "Cordless DRILLS set",

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tinybert import WORDS, tiny_encoder_dir
 
 from shoprec.models.encoder import OnnxEncoder
 from shoprec.optimize.quantize import quantize_encoder, quantize_encoder_static
 from shoprec.optimize.static import distill_static
+from support.tinybert import WORDS, tiny_encoder_dir
 
 TEXTS = ["cordless drill", "oak table set", "leather couch", "kitchen tap steel", "red garden hose", "the blue drill"]
 
@@ -22,10 +22,10 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_export_matches_torch(tiny: Path) -> None:
     import torch
-    from tinybert import tiny_tokenizer
     from transformers import BertConfig, BertModel
 
     from shoprec.training.export import MeanPooledEncoder
+    from support.tinybert import tiny_tokenizer
 
     cfg = BertConfig(
         vocab_size=OnnxEncoder(tiny).tokenizer.get_vocab_size(),

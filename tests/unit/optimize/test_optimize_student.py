@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tinybert import VOCAB, phrases, tiny_tokenizer
 
 from shoprec.errors import ConfigError
 from shoprec.models.encoder import OnnxEncoder
+from support.tinybert import VOCAB, phrases, tiny_tokenizer
 
 torch = pytest.importorskip("torch")
 
@@ -148,7 +148,7 @@ def test_options_are_validated() -> None:
 @pytest.fixture(scope="module")
 def tiny_bert_artifacts(teacher: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
     from shoprec.pipeline.build import build
-    from tinyshop import tiny_events, tiny_products
+    from support.tinyshop import tiny_events, tiny_products
 
     out = tmp_path_factory.mktemp("artifacts") / "tiny-bert"
     build(tiny_products(), out, events=tiny_events(), encoder_dir=teacher[0], progress=False)
@@ -158,13 +158,13 @@ def tiny_bert_artifacts(teacher: tuple[Path, Path], tmp_path_factory: pytest.Tem
 def test_chain_trains_each_model_once_and_writes_a_served_student(
     tiny_bert_artifacts: Path, teacher: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shoprec.models import artifacts
+    from shoprec import artifacts
     from shoprec.models.bundle import load_bundle
-    from shoprec.optimize.chain import OptimizeOptions, optimize
     from shoprec.pipeline.ltr import groups_from_judgments
+    from shoprec.pipeline.optimize import OptimizeOptions, optimize
     from shoprec.serving.search import SearchService
     from shoprec.training import distill
-    from tinyshop import tiny_judgments
+    from support.tinyshop import tiny_judgments
 
     calls: list[int] = []
     real = distill.distill_to_teacher
@@ -202,9 +202,9 @@ def test_chain_trains_each_model_once_and_writes_a_served_student(
 
 
 def test_student_step_needs_torch_weights_it_knows(tiny_bert_artifacts: Path, tmp_path: Path) -> None:
-    from shoprec.optimize.chain import OptimizeOptions, optimize
     from shoprec.pipeline.ltr import groups_from_judgments
-    from tinyshop import tiny_judgments
+    from shoprec.pipeline.optimize import OptimizeOptions, optimize
+    from support.tinyshop import tiny_judgments
 
     with pytest.raises(ConfigError, match="PyTorch weights"):
         optimize(
@@ -221,10 +221,10 @@ def test_gate_refuses_a_student_that_lost_quality_and_writes_nothing(
     tiny_artifacts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from shoprec.errors import QualityGateError
-    from shoprec.optimize.chain import OptimizeOptions, optimize
     from shoprec.pipeline.ltr import groups_from_judgments
+    from shoprec.pipeline.optimize import OptimizeOptions, optimize
     from shoprec.training import distill
-    from tinyshop import tiny_judgments
+    from support.tinyshop import tiny_judgments
 
     def diverged(model: Any, *_: object, **__: object) -> dict[str, object]:
         gen = torch.Generator().manual_seed(0)

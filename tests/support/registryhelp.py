@@ -8,8 +8,8 @@ import random
 import shutil
 from pathlib import Path
 
-from shoprec.models import artifacts
-from tinyshop import tiny_judgments
+from shoprec import artifacts
+from support.tinyshop import tiny_judgments
 
 _MANIFEST_CORE = {"format_version", "shoprec_version", "created_at", "model_id", "config", "metrics", "files"}
 
