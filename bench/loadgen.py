@@ -7,6 +7,13 @@ keep-alive; a pool of workers takes requests from one queue, so when every conne
 is busy the wait shows up in the latency. A failed request (non-2xx, broken connection,
 or no answer before the step's grace period ends) counts as an infinitely slow one.
 
+Each step is judged twice: it *passes* when its p99 stays within 50 ms, and it is
+*sustained* when the server answered (2xx before the grace period ended) at least 90 % of
+the offered rate and fewer than 1 % of the requests failed, whatever the latency. A sweep
+reports both the throughput (the highest passing rate) and the sustainable rate (the
+highest sustained one). Each answer's degradation level is read from the
+``X-Degradation-Level`` header, or else the body's ``degradation_level`` field.
+
 Used by ``bench/serve.py`` as a subprocess (so that it can run inside the network
 namespace of the Ray Serve peer too):
 
@@ -30,6 +37,9 @@ from urllib.parse import quote_plus
 
 P99_TARGET_MS = 50.0
 LEVEL_RE = re.compile(rb'"degradation_level"\s*:\s*("?)([^",}]*)\1')
+LEVEL_HEADER_RE = re.compile(rb"\r\nx-degradation-level:[ \t]*([^\r]*)", re.IGNORECASE)
+ANSWERED_FRACTION = 0.9  # a sustained step answers at least this fraction of its offered rate
+MAX_ERROR_FRACTION = 0.01  # ... and fails fewer than this fraction of its requests
 TOTAL_MS_RE = re.compile(rb'"total_ms"\s*:\s*([0-9.eE+-]+)')
 
 
@@ -39,7 +49,7 @@ class Sample:
     sent: float = math.nan
     done: float = math.nan
     status: int = 0  # 0: no answer (broken connection or timed out)
-    level: str | None = None
+    level: str | None = None  # the degradation level that answered (header, else body field)
     server_ms: float = math.nan  # the server's own timings_ms.total_ms, when parsed
     retry_after: bool = False
 
@@ -60,10 +70,11 @@ class StepResult:
         ok_done = [s.done for s in ok]
         span = (max(ok_done) - min(s.intended for s in self.samples)) if ok_done else math.nan
         p99 = _pct(lat, 99)
+        achieved = len(ok) / span if ok_done and span > 0 else 0.0
         return {
             "rate": self.rate,
             "requests": n,
-            "achieved_rps": round(len(ok) / span, 1) if ok_done and span > 0 else 0.0,
+            "achieved_rps": round(achieved, 1),
             "p50_ms": _round(_pct(lat, 50)),
             "p95_ms": _round(_pct(lat, 95)),
             "p99_ms": _round(p99),
@@ -72,7 +83,14 @@ class StepResult:
             "send_lag_p99_ms": _round(_pct(lag, 99)),
             "levels": dict(Counter(s.level for s in ok if s.level is not None)),
             "pass": bool(p99 <= target_ms),
+            "sustained": sustained(self.rate, achieved, n - len(ok), n),
         }
+
+
+def sustained(rate: float, achieved_rps: float, errors: int, requests: int) -> bool:
+    """The server kept up, whatever the latency: it answered at least 90 % of the offered rate
+    and fewer than 1 % of the requests failed (non-2xx, or no answer before the grace ended)."""
+    return achieved_rps >= ANSWERED_FRACTION * rate and errors < MAX_ERROR_FRACTION * requests
 
 
 def _pct(sorted_values: Sequence[float], q: float) -> float:
@@ -93,7 +111,7 @@ class _Conn:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def request(self, path: str) -> tuple[int, bytes, bool]:
+    async def request(self, path: str) -> tuple[int, bytes, bool, bytes | None]:
         """One GET; a kept-alive connection the server closed meanwhile (its idle timeout) is
         reopened and the request sent again once, as HTTP clients do for idempotent requests."""
         reused = self.writer is not None and not self.writer.is_closing()
@@ -108,7 +126,7 @@ class _Conn:
             self.close()
             return await self._request(path)
 
-    async def _request(self, path: str) -> tuple[int, bytes, bool]:
+    async def _request(self, path: str) -> tuple[int, bytes, bool, bytes | None]:
         if self.writer is None or self.writer.is_closing():
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
@@ -117,6 +135,10 @@ class _Conn:
         status = int(head[9:12])
         lower = head.lower()
         retry_after = b"\r\nretry-after:" in lower
+        level = None
+        if b"\r\nx-degradation-level:" in lower:
+            found = LEVEL_HEADER_RE.search(head)
+            level = found.group(1).strip() if found else None
         m = re.search(rb"\r\ncontent-length:\s*(\d+)", lower)
         if m:
             body = await self.reader.readexactly(int(m.group(1)))
@@ -133,7 +155,7 @@ class _Conn:
             body = b""
         if b"\r\nconnection: close" in lower:
             self.close()
-        return status, body, retry_after
+        return status, body, retry_after, level
 
     def close(self) -> None:
         if self.writer is not None:
@@ -164,7 +186,7 @@ async def run_step(
                 sample, path = item
                 sample.sent = clock()
                 try:
-                    status, body, retry_after = await conn.request(path)
+                    status, body, retry_after, level = await conn.request(path)
                 except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
                     conn.close()
                     continue  # status stays 0: counted as a failure
@@ -172,8 +194,11 @@ async def run_step(
                 sample.status = status
                 sample.retry_after = retry_after
                 if parse_level and status == 200:
-                    m = LEVEL_RE.search(body)
-                    sample.level = m.group(2).decode() if m else None
+                    if level is not None:
+                        sample.level = level.decode()
+                    else:
+                        m = LEVEL_RE.search(body)
+                        sample.level = m.group(2).decode() if m else None
                     t = TOTAL_MS_RE.search(body)
                     sample.server_ms = float(t.group(1)) if t else math.nan
         finally:
@@ -236,10 +261,13 @@ async def sweep(
     log: bool = True,
     warmup_s: float = 0.0,
     first_warmup_s: float = 0.0,
+    sustain_refine: int = 0,
 ) -> list[dict[str, object]]:
     """Step the rate up; with no explicit ``rates``, double until the server falls behind the
-    offered rate, then bisect ``refine`` times between the highest passing rate and the next
-    failing one above it.
+    offered rate (the first step that is not sustained), then bisect ``refine`` times between
+    the highest passing rate and the next failing one above it, then ``sustain_refine`` times
+    between the highest sustained rate and the next unsustained one above it (halving instead
+    while nothing was sustained, down to a quarter of ``start_rate``).
     Each step first sends ``warmup_s`` seconds of the same load, not counted: the measured
     requests follow on the same schedule, so queueing still shows, but a server's cold start
     after the pause between steps does not (every system gets the same warm-up)."""
@@ -267,7 +295,8 @@ async def sweep(
         if log:
             print(
                 f"  {rate:>8.1f}/s  achieved {row['achieved_rps']:>8}  p50 {row['p50_ms']}  p95 {row['p95_ms']}  "
-                f"p99 {row['p99_ms']} ms  errors {row['errors']}  {'ok' if row['pass'] else 'over'}",
+                f"p99 {row['p99_ms']} ms  errors {row['errors']}  {'ok' if row['pass'] else 'over'}"
+                f"{'' if row['sustained'] else '  not sustained'}",
                 file=sys.stderr,
                 flush=True,
             )
@@ -307,20 +336,45 @@ async def sweep(
             good = mid
         else:
             bad = mid
+    # The same for the sustainable rate: the climb went on to the first unsustained step, so
+    # its bracket is at most a doubling wide (narrower when the bisection above measured in it).
+    low = sustainable(rows)
+    unsustained = [float(r["rate"]) for r in rows if not r["sustained"]]  # type: ignore[arg-type]
+    high = min((r for r in unsustained if r > low), default=math.inf)
+    for _ in range(sustain_refine):
+        if math.isinf(high):
+            break
+        if low == 0.0:
+            mid = round(high / 2, 1)
+            if mid < start_rate / 4:
+                break
+        else:
+            mid = round(math.sqrt(low * high), 1)
+            if mid <= low * 1.05 or mid >= high * 0.95:
+                break
+        if (await measure(mid))["sustained"]:
+            low = mid
+        else:
+            high = mid
     return rows
 
 
 def _saturated(row: dict[str, object]) -> bool:
-    """The server fell behind the offered rate: it answered under 90 % of it, or failed over 1 %
-    of the requests (a higher rate can only do worse)."""
-    rate, achieved = float(row["rate"]), float(row["achieved_rps"])  # type: ignore[arg-type]
-    return achieved < 0.9 * rate or int(row["errors"]) > 0.01 * int(row["requests"])  # type: ignore[call-overload]
+    """The server fell behind the offered rate (the step was not sustained: it answered under
+    90 % of it, or failed 1 % of the requests or more); a higher rate can only do worse."""
+    return not row["sustained"]
 
 
 def throughput(rows: Sequence[dict[str, object]]) -> float:
     """The highest measured rate whose p99 stayed within the target (0 when none did)."""
     passing = [float(r["rate"]) for r in rows if r["pass"]]  # type: ignore[arg-type]
     return max(passing, default=0.0)
+
+
+def sustainable(rows: Sequence[dict[str, object]]) -> float:
+    """The highest measured rate the server kept up with, whatever the latency (0 when none)."""
+    kept_up = [float(r["rate"]) for r in rows if r["sustained"]]  # type: ignore[arg-type]
+    return max(kept_up, default=0.0)
 
 
 def _use_uvloop() -> None:
@@ -341,7 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--rates", help="comma-separated rates; default: double from --start-rate, then bisect")
     ap.add_argument("--start-rate", type=float, default=25.0)
     ap.add_argument("--max-rate", type=float, default=6400.0)
-    ap.add_argument("--refine", type=int, default=2)
+    ap.add_argument("--refine", type=int, default=2, help="bisections of the p99 <= 50 ms knee")
+    ap.add_argument("--sustain-refine", type=int, default=2, help="bisections of the sustainable rate")
     ap.add_argument("--duration-s", type=float, default=8.0)
     ap.add_argument("--warmup-s", type=float, default=1.0, help="uncounted load at each step's rate before it")
     ap.add_argument("--first-warmup-s", type=float, default=5.0, help="the same before the first step")
@@ -372,15 +427,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             seed=args.seed,
             warmup_s=args.warmup_s,
             first_warmup_s=args.first_warmup_s,
+            sustain_refine=args.sustain_refine,
         )
     )
-    out = {"throughput_rps": throughput(rows), "rows": rows, "wall_s": round(time.perf_counter() - t0, 1)}
+    out = {
+        "throughput_rps": throughput(rows),
+        "sustainable_rps": sustainable(rows),
+        "rows": rows,
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
     if args.json:
         print(json.dumps(out))
     else:
         for r in rows:
             print(r)
         print(f"throughput at p99 <= {P99_TARGET_MS} ms: {out['throughput_rps']}/s")
+        print(f"sustainable (answered >= 90 % of the rate, < 1 % errors): {out['sustainable_rps']}/s")
     return 0
 
 
