@@ -245,7 +245,7 @@ class SearchHandler:
         if p.min_price is not None and p.max_price is not None and p.min_price > p.max_price:
             raise RequestError(f"min_price ({p.min_price}) is greater than max_price ({p.max_price})")
         service = self.services.require()
-        query = SearchQuery(p.q, p.k, p.filters(), p.pipeline, None, p.explain, p.user_id)
+        query = SearchQuery(p.q, k=p.k, filters=p.filters(), pipeline=p.pipeline, explain=p.explain, user_id=p.user_id)
         started = self.clock()
         result = self.accelerated.cached(service, query)  # at the requested quality: costs nothing
         if result is not None:
