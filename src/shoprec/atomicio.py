@@ -50,18 +50,37 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def fsync_file(path: Path | str) -> None:
+    """Make a file's contents durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def append_bytes(path: Path, data: bytes, *, mode: int = 0o644, fsync: bool = True) -> None:
+    """Append ``data`` to ``path`` (created with ``mode``) through an O_APPEND descriptor,
+    looping over partial writes, and fsync it unless told not to: the append-only logs'
+    durable write."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, mode)
+    try:
+        written = 0
+        while written < len(data):
+            written += os.write(fd, data[written:])
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_tree(folder: Path) -> None:
     """fsync every file and folder under ``folder`` (deepest first), and ``folder`` itself."""
     for root, _dirs, files in os.walk(folder, topdown=False):
         for name in files:
             path = os.path.join(root, name)
-            if os.path.islink(path):
-                continue
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            if not os.path.islink(path):
+                fsync_file(path)
         fsync_dir(Path(root))
 
 
@@ -126,11 +145,7 @@ def replacing(path: Path, *, mode: int = 0o644) -> Iterator[Path]:
     os.close(fd)
     try:
         yield tmp
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from shoprec.atomicio import append_bytes
 from shoprec.catalog.loaders import event_from_json, event_to_json
 from shoprec.types import Event
 
@@ -34,13 +34,7 @@ class JsonlEventLog:
             json.dumps(event_to_json(e), ensure_ascii=False, separators=(",", ":")) + "\n" for e in events
         ).encode("utf-8")
         with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                os.write(fd, data)
-                if self._fsync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
+            append_bytes(self.path, data, mode=0o600, fsync=self._fsync)
         return len(events)
 
     def read(self) -> Iterator[Event]:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from shoprec import artifacts
-from shoprec.atomicio import fsync_dir, fsync_tree, write_json
+from shoprec.atomicio import append_bytes, fsync_dir, fsync_tree, write_json
 from shoprec.errors import ArtifactError, NotFoundError, RequestError
 from shoprec.registry_pointer import (
     ARTIFACTS_DIR,
@@ -159,12 +159,7 @@ class Registry:
         self.root.mkdir(parents=True, exist_ok=True)
         row = {"ts": _iso(self.clock()), "action": action, **details}
         data = (json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
-        fd = os.open(self.root / HISTORY, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        append_bytes(self.root / HISTORY, data)
         return row
 
     def write_pointer(self, pointer: Pointer) -> None:

@@ -190,20 +190,22 @@ def search_fields(settings: Settings) -> tuple[SearchField, ...]:
     out = []
     for f in dataclasses.fields(SearchParams):
         annotation, param = get_args(hints[f.name])
-        int_bounds = _kind(annotation) is int
-        bound = (lambda v: None if v is None else int(v)) if int_bounds else (lambda v: v)
+        kind = _kind(annotation)
+        ge, le = _resolve(param.ge, settings), _resolve(param.le, settings)
+        if kind is int:  # an integer's bounds are integers in the schema too
+            ge, le = (None if v is None else int(v) for v in (ge, le))
         out.append(
             SearchField(
                 name=f.name,
                 annotation=annotation,
-                kind=_kind(annotation),
+                kind=kind,
                 required=param.default is REQUIRED,
                 default=_resolve(param.default, settings),
                 description=param.description,
                 min_length=param.min_length,
                 max_length=_resolve(param.max_length, settings),
-                ge=bound(_resolve(param.ge, settings)),
-                le=bound(_resolve(param.le, settings)),
+                ge=ge,
+                le=le,
                 header=param.header,
             )
         )
