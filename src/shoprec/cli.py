@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from shoprec import __version__
-from shoprec.errors import ShoprecError
+from shoprec.errors import ConfigError, ShoprecError
 from shoprec.settings import Settings
 
 log = logging.getLogger("shoprec")
@@ -173,14 +173,22 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 def cmd_eval_search(args: argparse.Namespace) -> int:
     from shoprec.catalog.loaders import load_judgments
-    from shoprec.pipeline.evaluate import evaluate_search
+    from shoprec.pipeline.evaluate import evaluate_gains, evaluate_search
+    from shoprec.pipeline.validation import load_validation
     from shoprec.serving.search import PIPELINES, Pipeline
 
-    judgments, rep = load_judgments(args.judgments, skip_bad_rows=args.skip_bad_rows)
-    _report(rep)
     service = _service(args.artifacts)
     pipelines: list[Pipeline] = [args.pipeline] if args.pipeline != "all" else list(PIPELINES)
-    results = [evaluate_search(service, judgments, pipeline=p, progress=not args.json) for p in pipelines]
+    if args.judgments:
+        judgments, rep = load_judgments(args.judgments, skip_bad_rows=args.skip_bad_rows)
+        _report(rep)
+        results = [evaluate_search(service, judgments, pipeline=p, progress=not args.json) for p in pipelines]
+    else:
+        groups = load_validation(Path(args.artifacts))
+        if not groups:
+            raise ConfigError(f"{args.artifacts} holds no validation queries: pass --judgments")
+        gains = {g.query: g.gains for g in groups}  # (judged queries: one group per query)
+        results = [evaluate_gains(service, gains, pipeline=p, progress=not args.json) for p in pipelines]
     cols = ["pipeline", "ndcg@10", "recall@100", "mrr", "queries", "skipped", "p50_ms", "p99_ms"]
     print(" | ".join(f"{c:>10}" for c in cols))
     for r in results:
@@ -459,7 +467,6 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 
 def _registry_context(args: argparse.Namespace) -> tuple[Any, Any, Any]:
     """(Registry, Trust or None, AuditLog or None) from the flags and the settings."""
-    from shoprec.errors import ConfigError
     from shoprec.models.bundle import Trust
     from shoprec.registry.store import Registry
     from shoprec.settings import Settings
@@ -767,7 +774,9 @@ def _eval_commands(sub: Any) -> None:
     esub = p.add_subparsers(dest="eval_command", required=True)
     e = esub.add_parser("search", help="search quality on judgments (whole-catalog protocol)")
     e.add_argument("--artifacts", required=True)
-    e.add_argument("--judgments", required=True, help="CSV query,product_id,relevance")
+    e.add_argument(
+        "--judgments", help="CSV query,product_id,relevance (default: the artifacts' held-out validation queries)"
+    )
     e.add_argument("--pipeline", choices=["bm25", "dense", "hybrid", "full", "all"], default="full")
     e.add_argument("--skip-bad-rows", action="store_true")
     e.add_argument("--json", action="store_true", help="last stdout line: one JSON object")

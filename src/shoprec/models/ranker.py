@@ -7,7 +7,8 @@ requests, so training and serving never drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -140,11 +141,17 @@ def compute_features(
     price: npt.NDArray[np.float32],
     in_stock: npt.NDArray[np.bool_],
     user_features: npt.NDArray[np.float32] | None = None,
+    timings: dict[str, float] | None = None,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> npt.NDArray[np.float32]:
     """A ``[len(cand.rows), len(FEATURE_NAMES)]`` float32 matrix (NaN where unknown).
 
     ``user_features`` are the personal columns (:data:`USER_FEATURE_NAMES`); NaN without a user.
+    ``timings`` gets each feature group's ms: ``feat_retrieval_ms`` (from the stage scores),
+    ``feat_tokens_ms`` (query tokens in title and text), ``feat_text_ms`` (phrase, trigrams,
+    numbers in the title), ``feat_catalog_ms`` (brand, category, product numbers).
     """
+    lap = _Laps(timings, clock)
     n = len(cand.rows)
     f = np.zeros((n, len(FEATURE_NAMES)), dtype=np.float32)
     nb = len(BASE_FEATURE_NAMES)
@@ -166,11 +173,13 @@ def compute_features(
     f[:, 5] = cand.dense - max_dense
     f[:, 6] = np.log1p(np.minimum(cand.dense_rank, MISSING_RANK))
     f[:, 7] = cand.fused
+    lap("feat_retrieval_ms")
     if ctx.tokens:
         f[:, 8] = cand.token_in_title.sum(axis=1) / nq
         f[:, 9] = cand.token_in_text.sum(axis=1) / nq
         f[:, 10] = cand.token_in_title.all(axis=1)
         f[:, 11] = cand.token_in_title[:, -1]
+    lap("feat_tokens_ms")
     norm = [title_index.norm[r] for r in rows]
     phrase = ctx.normalized
     if phrase:
@@ -186,6 +195,7 @@ def compute_features(
         f[:, 15] = [sum(1 for x in numeric if x in t) / len(numeric) for t in norm]
     else:
         f[:, 15] = np.nan
+    lap("feat_text_ms")
     brands = [brands_norm[r] for r in rows]
     f[:, 18] = [(1.0 if b in phrase else 0.0) if b else np.nan for b in brands]
     q_words = set(phrase.split())
@@ -196,7 +206,25 @@ def compute_features(
     f[:, 20] = np.log1p(popularity[rows])
     f[:, 21] = np.log1p(price[rows])  # NaN price stays NaN
     f[:, 22] = in_stock[rows]
+    lap("feat_catalog_ms")
     return f
+
+
+class _Laps:
+    """Records the ms since the previous lap under each name (nothing without ``timings``)."""
+
+    __slots__ = ("_clock", "_last", "_timings")
+
+    def __init__(self, timings: dict[str, float] | None, clock: Callable[[], float]) -> None:
+        self._timings = timings
+        self._clock = clock
+        self._last = clock() if timings is not None else 0.0
+
+    def __call__(self, name: str) -> None:
+        if self._timings is not None:
+            now = self._clock()
+            self._timings[name] = (now - self._last) * 1000
+            self._last = now
 
 
 DENSE_FUSION_WEIGHT = 0.3

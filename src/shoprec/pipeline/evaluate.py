@@ -8,7 +8,7 @@ are skipped and counted. Latency is measured per query, encoding included.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,21 @@ def evaluate_search(
     progress: bool = False,
     per_query: bool = False,
 ) -> dict[str, Any]:
+    """Quality and per-query latency of one pipeline on judged queries."""
     gains = gains_from_judgments(judgments)
+    return evaluate_gains(service, gains, pipeline=pipeline, progress=progress, per_query=per_query)
+
+
+def evaluate_gains(
+    service: SearchService,
+    gains: Mapping[str, Mapping[str, float]],
+    *,
+    pipeline: Pipeline = "full",
+    progress: bool = False,
+    per_query: bool = False,
+) -> dict[str, Any]:
+    """:func:`evaluate_search` on gains already worked out per query (the artifacts'
+    validation groups, for one)."""
     queries = [q for q, g in gains.items() if any(v > 0 for v in g.values())]
     skipped = len(gains) - len(queries)
     nd: list[float] = []

@@ -110,6 +110,7 @@ class SearchService:
         self.dense_candidates = dense_candidates
         self.ef_search = ef_search
         self._clock = clock
+        self.profile = False  # True: time each feature group too (``feat_*_ms``)
         c = bundle.catalog
         self.users = UserProfiles(c.index_of, c.brands_norm, c.category_norm, c.price, bundle.embeddings)
         self.users.add(sorted(bundle.user_events, key=lambda e: e.timestamp))
@@ -151,10 +152,15 @@ class SearchService:
         use_dense: bool = True,
         effort: Effort | None = None,
         match_features: bool = True,
+        timings: dict[str, float] | None = None,
     ) -> CandidateSet:
         """The candidate rows and their retrieval scores; ``match_features`` (which query
-        tokens each candidate's title and text hold, title BM25) only for the learned ranker."""
+        tokens each candidate's title and text hold, title BM25) only for the learned ranker.
+        ``timings`` gets each stage's ms: ``lexical_ms``, ``ann_ms``, ``union_ms``, ``match_ms``."""
         b = self.bundle
+        clock = self._clock
+        times = timings if timings is not None else {}
+        t = clock()
         effort = effort or Effort()
         n_lexical = effort.lexical_candidates or self.lexical_candidates
         n_dense = effort.dense_candidates or self.dense_candidates
@@ -166,10 +172,12 @@ class SearchService:
             bm25_all, lex_rows = b.lexical.search(ctx.text, n_lexical, allowed)
         elif use_dense:
             bm25_all = b.lexical.scores(ctx.text)
+        t = _lap(times, "lexical_ms", t, clock)
         dense_rows = np.zeros(0, dtype=np.int64)
         if use_dense and qvec is not None:
             _, ids = b.vectors.search(qvec[None, :], n_dense, allowed=allowed, ef_search=ef_search)
             dense_rows = ids[0][ids[0] >= 0]
+        t = _lap(times, "ann_ms", t, clock)
         rows = np.unique(np.concatenate([lex_rows, dense_rows]))
         if bm25_all is None:
             bm25_all = np.zeros(n, dtype=np.float32)
@@ -180,11 +188,13 @@ class SearchService:
         token_in_title = np.zeros((len(rows), len(ctx.tokens)), dtype=np.bool_)
         token_in_text = np.zeros((len(rows), len(ctx.tokens)), dtype=np.bool_)
         bm25_title = np.zeros(len(rows), dtype=np.float32)
+        t = _lap(times, "union_ms", t, clock)
         if match_features and ctx.tokens and len(rows):
             for j, tok in enumerate(ctx.tokens):
                 token_in_text[:, j] = b.lexical.token_in(tok, rows)
                 token_in_title[:, j] = b.lexical_title.token_in(tok, rows)
             bm25_title = b.lexical_title.scores(ctx.text)[rows]
+        _lap(times, "match_ms", t, clock)
         return CandidateSet(
             rows=rows,
             bm25=bm25_all[rows].astype(np.float32),
@@ -202,9 +212,16 @@ class SearchService:
         cand: CandidateSet,
         user: UserProfile | None = None,
         users: UserProfiles | None = None,
+        *,
+        timings: dict[str, float] | None = None,
     ) -> npt.NDArray[np.float32]:
+        """The ranker's features of every candidate; ``timings`` gets each feature group's ms
+        (``feat_*_ms``), the personal ones as ``feat_user_ms``."""
         c = self.bundle.catalog
+        t = self._clock()
         user_features = (users or self.users).features(user, cand.rows)
+        if timings is not None:
+            _lap(timings, "feat_user_ms", t, self._clock)
         return compute_features(
             ctx,
             cand,
@@ -216,6 +233,8 @@ class SearchService:
             price=c.price,
             in_stock=c.in_stock,
             user_features=user_features,
+            timings=timings,
+            clock=self._clock,
         )
 
     def search(
@@ -239,13 +258,13 @@ class SearchService:
             lexical_hits = self._lexical_hits(query, k, allowed, effort, timings)
             timings["total_ms"] = (clock() - t0) * 1000
             return SearchResult(hits=lexical_hits, pipeline=pipeline, ranker="none", timings_ms=timings)
+        t = clock()
         ctx = query_context(self.bundle, query)
+        t = _lap(timings, "analysis_ms", t, clock)
         needs_dense = pipeline != "bm25"
         if needs_dense and qvec is None:
-            t = clock()
             qvec = self.encode_queries([query])[0]
-            timings["encode_ms"] = (clock() - t) * 1000
-        t = clock()
+            t = _lap(timings, "encode_ms", t, clock)
         cand = self.candidates(
             ctx,
             qvec if needs_dense else None,
@@ -254,6 +273,7 @@ class SearchService:
             use_dense=needs_dense,
             effort=effort,
             match_features=pipeline == "full" and self.bundle.ranker is not None,
+            timings=timings,
         )
         timings["retrieve_ms"] = (clock() - t) * 1000
         ranker_name = "none"
@@ -268,9 +288,10 @@ class SearchService:
         else:
             t = clock()
             profile = self.users.get(user_id)
-            feats = self.features(ctx, cand, profile)
+            feats = self.features(ctx, cand, profile, timings=timings if self.profile else None)
+            t = _lap(timings, "features_ms", t, clock)
             scores = self.bundle.ranker.predict(feats)
-            timings["rank_ms"] = (clock() - t) * 1000
+            _lap(timings, "rank_ms", t, clock)
             ranker_name = "learned"
         order = top_k(scores, k)
         order = order[np.isfinite(scores[order])]
@@ -313,6 +334,13 @@ class SearchService:
         timings["retrieve_ms"] = (self._clock() - t) * 1000
         products = self.bundle.catalog.products
         return [Hit(products[row].id, score) for row, score in zip(rows.tolist(), scores.tolist(), strict=True)]
+
+
+def _lap(timings: dict[str, float], name: str, start: float, clock: Callable[[], float]) -> float:
+    """Record the ms since ``start`` under ``name``; the time now, the next stage's start."""
+    now = clock()
+    timings[name] = (now - start) * 1000
+    return now
 
 
 def _rank_or_none(r: float) -> float:
