@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from collections import defaultdict
@@ -28,7 +27,7 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from serve_artifacts import DATA, ensure_artifacts, ensure_optimized  # noqa: E402
+from serve_artifacts import served_artifacts  # noqa: E402
 
 from shoprec.http.render import HitRenderer  # noqa: E402
 from shoprec.models.bundle import load_bundle  # noqa: E402
@@ -88,6 +87,30 @@ def profile(service: SearchService, queries: list[str], pipeline: str, repeats: 
     return {"stages": out, "total_p50_ms": out["total_ms"]["p50_ms"], "total_p99_ms": out["total_ms"]["p99_ms"]}
 
 
+def check_features(service: SearchService, queries: list[str]) -> dict[str, Any]:
+    """The bulk features against the plain per-candidate ones (tests/support/
+    reference_features.py) on these queries: the largest absolute difference."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from shoprec.serving.search import query_context
+    from support.reference_features import reference_features, reference_matches
+
+    worst, values = 0.0, 0
+    for q in tqdm(queries, desc="check features", unit="query"):
+        ctx = query_context(service.bundle, q)
+        cand = service.candidates(ctx, service.encode_queries([q])[0], None)
+        for name, want in reference_matches(service, ctx, cand.rows).items():
+            if not np.array_equal(getattr(cand, name), want):
+                raise SystemExit(f"{name} differs for {q!r}")
+        got = service.features(ctx, cand)
+        want = reference_features(service, ctx, cand, service.users.features(None, cand.rows))
+        if not np.array_equal(np.isnan(got), np.isnan(want)):
+            raise SystemExit(f"NaN features differ for {q!r}")
+        both = ~np.isnan(got)
+        worst = max(worst, float(np.abs(got[both] - want[both]).max(initial=0.0)))
+        values += got.size
+    return {"queries": len(queries), "values": values, "max_abs_diff": worst}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--artifacts", help="artifacts folder (default: the cached optimized Home Depot build)")
@@ -95,12 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-queries", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    ap.add_argument(
+        "--check-features", action="store_true", help="first compare the bulk features with the per-candidate ones"
+    )
     args = ap.parse_args(argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    if args.artifacts:
-        folder = Path(args.artifacts)
-    else:
-        folder = ensure_optimized(ensure_artifacts(DATA / "products.csv", DATA / "judgments_dev.csv", None))
+    folder = served_artifacts(args.artifacts)
     service = SearchService(load_bundle(folder, threads=1))
     service.profile = True
     groups = load_validation(folder)[: args.max_queries]
@@ -108,6 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     if not queries:
         print(f"{folder} holds no validation queries", file=sys.stderr)
         return 2
+    checked = check_features(service, queries) if args.check_features else None
+    if checked is not None:
+        print(f"bulk features = per-candidate features: {checked}")
     pipelines = [p for p in args.pipelines.split(",") if p]
     results: dict[str, Any] = {}
     for p in tqdm(pipelines, desc="profile", unit="pipeline", disable=args.json):
@@ -122,7 +147,10 @@ def main(argv: list[str] | None = None) -> int:
             cells += f"{st['p50_ms']:>12.3f}{st['p99_ms']:>12.3f}" if st else f"{'':>12}{'':>12}"
         print(f"{n.removesuffix('_ms'):<18}{cells}")
     if args.json:
-        print(json.dumps({"artifacts": str(folder), "queries": len(queries), "pipelines": results}))
+        out = {"artifacts": str(folder), "queries": len(queries), "pipelines": results}
+        if checked is not None:
+            out["feature_check"] = checked
+        print(json.dumps(out))
     return 0
 
 

@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = (ROOT / ".." / "shared" / "data" / "homedepot").resolve()
 CACHE = ROOT / ".shoprec" / "bench"
 BUILD_ARGS = ("--max-train-queries", "4000", "--seed", "0")
+# the optimized build's folder, renamed when what `shoprec optimize` writes changes (-2: the
+# ranker compiled, the ladder measured at the service's default effort)
+OPTIMIZED = "optimized-2"
 
 
 def cache_key(products: Path, judgments: Path, limit: int | None) -> str:
@@ -78,7 +81,7 @@ def ensure_ladder(out: Path) -> None:
 def ensure_optimized(out: Path) -> Path:
     """``shoprec optimize`` (the recommended chain: the fastest encoder within the quality
     gate, ladder re-measured) over the cached build, cached beside it."""
-    opt = out.parent / "optimized"
+    opt = out.parent / OPTIMIZED
     if (opt / "manifest.json").is_file():
         print(f"reusing cached optimized artifacts {opt}", file=sys.stderr)
         return opt
@@ -87,6 +90,14 @@ def ensure_optimized(out: Path) -> Path:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     subprocess.run([shoprec, "optimize", "--artifacts", str(out), "--out", str(opt), "--quiet"], check=True, env=env)
     return opt
+
+
+def served_artifacts(folder: str | None) -> Path:
+    """``folder``, or by default the optimized Home Depot build (built and cached when absent)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if folder:
+        return Path(folder)
+    return ensure_optimized(ensure_artifacts(DATA / "products.csv", DATA / "judgments_dev.csv", None))
 
 
 if __name__ == "__main__":

@@ -82,6 +82,24 @@ class Filters:
 
 
 @dataclass(frozen=True, slots=True)
+class Effort:
+    """How hard to look: candidates per retriever and the HNSW search breadth. ``None`` keeps
+    the service's own setting. The degradation ladder serves its cheaper levels with these."""
+
+    lexical_candidates: int | None = None
+    dense_candidates: int | None = None
+    ef_search: int | None = None
+
+
+# The service's own effort (settings lexical_candidates, dense_candidates, ef_search): chosen by
+# bench/candidates.py on Home Depot as about the cheapest whose NDCG@10 stays within 0.002 of
+# 100 candidates from each retriever at efSearch 256 (docs/BENCHMARKS.md).
+DEFAULT_LEXICAL_CANDIDATES = 30
+DEFAULT_DENSE_CANDIDATES = 30
+DEFAULT_EF_SEARCH = 48
+
+
+@dataclass(frozen=True, slots=True)
 class Hit:
     """One ranked result. ``stages`` holds per-stage scores for ``explain``."""
 

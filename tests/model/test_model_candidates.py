@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from shoprec.models.bundle import load_bundle
-from shoprec.serving.search import Effort, SearchService, query_context
-from shoprec.types import Filters
+from shoprec.serving.search import SearchService, query_context
+from shoprec.types import Effort, Filters
 
 
 @pytest.mark.parametrize("query", ["cordless drill", "garden hose 50 ft", "电钻", "zzz unknown"])

@@ -31,6 +31,7 @@ from shoprec import artifacts
 from shoprec.catalog.loaders import event_from_json
 from shoprec.core.text import normalize
 from shoprec.errors import ArtifactError, NotFoundError
+from shoprec.models.compiled import COMPILED_FILE
 from shoprec.models.encoder import OnnxEncoder
 from shoprec.models.ranker import Ranker, TitleIndex
 from shoprec.retrieval.lexical import LexicalIndex, analyze
@@ -118,9 +119,9 @@ class CatalogArrays:
 
     @functools.cached_property
     def title_index(self) -> TitleIndex:
-        """Normalised titles and title trigrams for the ranker's features (built on first use;
-        the server's warm-up builds it before a version takes traffic)."""
-        return TitleIndex.build(self.titles)
+        """The per-product data of the ranker's features (built on first use; the server's
+        warm-up builds it before a version takes traffic)."""
+        return TitleIndex.build(self.titles, self.brands_norm, self.category_tokens)
 
     def on_sale_row(self, product_id: str) -> int | None:
         """The product's row when it is on sale — known to this catalog and not taken off sale
@@ -332,7 +333,10 @@ def load_bundle(
     embeddings = np.load(path("embeddings.npy"), mmap_mode="r", allow_pickle=False)
     if embeddings.shape[0] != len(products):
         raise ArtifactError(f"{folder}: embeddings.npy has {embeddings.shape[0]} rows for {len(products)} products")
-    ranker = Ranker.load(path("ranker.txt")) if "ranker.txt" in plain_files else None
+    ranker = None
+    if "ranker.txt" in plain_files:
+        compiled = path(COMPILED_FILE) if COMPILED_FILE in plain_files else None
+        ranker = Ranker.load(path("ranker.txt"), compiled=compiled)
     user_events = list(read_events_jsonl(path("user_events.jsonl"))) if "user_events.jsonl" in plain_files else []
     encoder = OnnxEncoder(subdir("encoder"), threads=threads)
     bundle = Bundle(
@@ -357,6 +361,6 @@ def load_bundle(
         len(products),
         encoder.model_id,
         encoder.provider,
-        "learned" if ranker else "fusion",
+        f"learned ({ranker.kind})" if ranker else "fusion",
     )
     return bundle

@@ -27,6 +27,7 @@ from shoprec.models.bundle import (
 )
 from shoprec.models.encoder import OnnxEncoder
 from shoprec.pipeline.ltr import Group, groups_from_events, groups_from_judgments, train_ranker
+from shoprec.pipeline.ranker_compile import compile_ranker
 from shoprec.pipeline.validation import VALIDATION_FILE, split_groups, write_validation
 from shoprec.retrieval.lexical import LexicalIndex
 from shoprec.retrieval.vector import DEFAULT_EXACT_MAX, VectorIndex
@@ -42,6 +43,7 @@ EVENT_WEIGHT = {"view": 0.1, "click": 1.0, "cart": 2.0, "purchase": 4.0}
 class BuildOptions:
     encode_batch_size: int = 64
     exact_max: int = DEFAULT_EXACT_MAX
+    # candidates per query the ranker learns from (more than the server ranks: more negatives)
     lexical_candidates: int = 100
     dense_candidates: int = 100
     seed: int = 0
@@ -53,6 +55,7 @@ class BuildOptions:
     max_train_queries: int = 4000
     validation_fraction: float = 0.2
     ladder: bool = True  # measure the degradation ladder on the validation set
+    compile_ranker: bool = True  # compile the ranker's trees (kept when faster, same scores)
 
 
 def default_cache_dir() -> Path:
@@ -207,6 +210,10 @@ def build(
             else:
                 ranker.save(tmp / "ranker.txt")
                 ranker_metrics["trained_from"] = source
+                if options.compile_ranker:
+                    ranker_metrics["compiled"] = compile_ranker(
+                        tmp, service, validation or groups, threads=options.threads
+                    )
             timings["ranker_s"] = time.perf_counter() - t
 
         recommender_metrics: dict[str, Any] = {}
@@ -267,16 +274,16 @@ def _measure_ladder(
     """The ladder measured on the service as it will be served: trained ranker, user history."""
     from dataclasses import replace
 
+    from shoprec.models.compiled import COMPILED_FILE
     from shoprec.models.ranker import Ranker
-    from shoprec.pipeline.ladder import measure_ladder
+    from shoprec.pipeline.ladder import ladder_service, measure_ladder
 
-    ranker_path = tmp / "ranker.txt"
+    ranker_path, compiled = tmp / "ranker.txt", tmp / COMPILED_FILE
     served = replace(
         bundle,
-        ranker=Ranker.load(ranker_path) if ranker_path.exists() else None,
+        ranker=Ranker.load(ranker_path, compiled=compiled if compiled.exists() else None)
+        if ranker_path.exists()
+        else None,
         user_events=sorted(events, key=lambda e: e.timestamp),
     )
-    service = SearchService(
-        served, lexical_candidates=options.lexical_candidates, dense_candidates=options.dense_candidates
-    )
-    return measure_ladder(service, validation, progress=progress)
+    return measure_ladder(ladder_service(served), validation, progress=progress)

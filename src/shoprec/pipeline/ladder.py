@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 LEVELS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("full", {"pipeline": "full"}),
     ("hybrid", {"pipeline": "hybrid"}),
-    ("hybrid_lite", {"pipeline": "hybrid", "lexical_candidates": 30, "dense_candidates": 30, "ef_search": 64}),
+    ("hybrid_lite", {"pipeline": "hybrid", "lexical_candidates": 20, "dense_candidates": 20, "ef_search": 32}),
     ("bm25", {"pipeline": "bm25", "lexical_candidates": 30}),
 )
 LADDER_VERSION = 1
@@ -90,13 +90,9 @@ def measure_ladder(
 
 
 def ladder_service(bundle: Bundle) -> SearchService:
-    """The service the ladder is measured on: the candidate depths the artifacts were built with."""
-    config = bundle.manifest.get("config", {})
-    return SearchService(
-        bundle,
-        lexical_candidates=int(config.get("lexical_candidates", 100)),
-        dense_candidates=int(config.get("dense_candidates", 100)),
-    )
+    """The service the ladder is measured on: the server's default effort (settings
+    ``lexical_candidates``, ``dense_candidates``, ``ef_search``), which its levels refine."""
+    return SearchService(bundle)
 
 
 def measure_artifacts(folder: Path, *, threads: int | None = None, progress: bool = True) -> dict[str, Any]:

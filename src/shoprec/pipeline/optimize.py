@@ -51,9 +51,12 @@ import numpy.typing as npt
 from shoprec import artifacts
 from shoprec.errors import ConfigError, DataError, QualityGateError
 from shoprec.models.bundle import Bundle, load_bundle, product_dense_text
+from shoprec.models.compiled import COMPILED_FILE
 from shoprec.models.encoder import OnnxEncoder
+from shoprec.models.ranker import Ranker
 from shoprec.optimize.measure import cosine_agreement, folder_size_mb, measure_encoder
 from shoprec.pipeline.ltr import Group
+from shoprec.pipeline.ranker_compile import MODEL_FILE, compile_ranker
 from shoprec.pipeline.validation import evaluate_validation, load_validation
 from shoprec.retrieval.vector import VectorIndex
 from shoprec.serving.search import SearchService
@@ -193,8 +196,18 @@ def optimize(
             "steps": [c.report for c in candidates],
             "kept": kept.step,
         }
+        bundle, compiled = _compiled_ranker(bundle, artifacts_dir, work, groups, options)
         ladder = _measure_ladder(bundle, kept, groups, options) if "ladder" in bundle.manifest else None
-        _write(bundle, artifacts_dir, out, kept, section, candidates if options.keep_candidates else [], ladder)
+        _write(
+            bundle,
+            artifacts_dir,
+            out,
+            kept,
+            section,
+            candidates if options.keep_candidates else [],
+            ladder,
+            compiled,
+        )
         log.info(
             "kept %s (batch-1 %.2f ms, NDCG@10 ratio %.4f)",
             kept.step,
@@ -417,6 +430,24 @@ def _trained_step(step: str, bundle: Bundle, work: Path, texts: list[str], optio
     return did
 
 
+def _compiled_ranker(
+    bundle: Bundle, src: Path, work: Path, groups: Sequence[Group], options: OptimizeOptions
+) -> tuple[Bundle, tuple[Path, dict[str, Any]] | None]:
+    """Artifacts with a trained ranker but no compiled one (built before rankers were
+    compiled, or without a compiler): compile it now, so the output serves it and its ladder
+    is measured with it. The bundle to measure with, and (library, report) to write."""
+    if bundle.ranker is None or bundle.ranker.kind == "compiled" or not (src / MODEL_FILE).is_file():
+        return bundle, None
+    folder = work / "ranker"
+    folder.mkdir()
+    shutil.copy2(src / MODEL_FILE, folder / MODEL_FILE)
+    report = compile_ranker(folder, SearchService(bundle), groups, threads=options.threads)
+    if report["kept"] != "compiled":
+        return bundle, None
+    ranker = Ranker.load(folder / MODEL_FILE, compiled=folder / COMPILED_FILE)
+    return dataclasses.replace(bundle, ranker=ranker), (folder / COMPILED_FILE, report)
+
+
 def _measure_ladder(
     bundle: Bundle, kept: Candidate, groups: Sequence[Group], options: OptimizeOptions
 ) -> dict[str, Any]:
@@ -447,6 +478,7 @@ def _write(
     section: dict[str, Any],
     candidates: Sequence[Candidate],
     ladder: dict[str, Any] | None,
+    compiled: tuple[Path, dict[str, Any]] | None = None,
 ) -> None:
     """Write the output artifacts; ``candidates`` (``keep_candidates``) are copied under
     ``candidates/<step>/`` so ``shoprec bench encoder`` can measure them side by side."""
@@ -468,6 +500,11 @@ def _write(
         else:
             shutil.copy2(src / "embeddings.npy", tmp / "embeddings.npy")
             shutil.copy2(src / "vectors.faiss", tmp / "vectors.faiss")
+        metrics = dict(manifest.get("metrics", {}))
+        if compiled is not None:
+            library, report = compiled
+            shutil.copy2(library, tmp / COMPILED_FILE)
+            metrics["ranker"] = {**metrics.get("ranker", {}), "compiled": report}
         encoder_config = OnnxEncoder(tmp / "encoder").config
         config = dict(manifest.get("config", {}))
         config["encoder"] = encoder_config
@@ -484,6 +521,6 @@ def _write(
             tmp,
             model_id=str(encoder_config.get("model_id", kept.step)),
             config=config,
-            metrics=dict(manifest.get("metrics", {})),
+            metrics=metrics,
             extra=extra,
         )

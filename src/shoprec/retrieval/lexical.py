@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import bm25s
-import numba
 import numpy as np
 import numpy.typing as npt
 import Stemmer
 
 from shoprec.core.text import tokenize
+from shoprec.kernels import match_rows, top_rows
 
 log = logging.getLogger(__name__)
 
@@ -133,14 +133,20 @@ class LexicalIndex:
         return scores, rows[order]
 
     def top(
-        self, query: str, n: int, allowed: npt.NDArray[np.bool_] | None = None
+        self,
+        query: str,
+        n: int,
+        allowed: npt.NDArray[np.bool_] | None = None,
+        *,
+        tokens: Sequence[str] | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """The ``n`` best rows for ``query`` with a positive score (and ``allowed`` where given),
         best first, ties by lower row, and their scores: the same rows and bit-identical scores
         as :meth:`search`, without a catalog-sized score array: a compiled kernel that
         releases the GIL reads the query tokens' postings and skips most of the common
-        tokens' (:func:`_top_rows`)."""
-        ids = [self._vocab[t] for t in self.query_tokens(query)]
+        tokens' (:func:`~shoprec.kernels.top_rows`). ``tokens``: ``query`` analysed already."""
+        vocab = self._vocab
+        ids = [vocab[t] for t in (analyze(query) if tokens is None else tokens) if t in vocab]
         if not ids or n <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         scratch = self._scratch
@@ -148,7 +154,7 @@ class LexicalIndex:
         if acc is None:
             acc = scratch.acc = np.zeros(self.n_docs, dtype=np.float32)
             scratch.rows = np.empty(self.n_docs, dtype=np.int64)
-        rows, scores = _top_rows(
+        rows, scores = top_rows(
             self._indptr,
             self._indices,
             self._data,
@@ -162,6 +168,31 @@ class LexicalIndex:
         )
         return rows, scores
 
+    def token_ids(self, tokens: Sequence[str]) -> npt.NDArray[np.int64]:
+        """The index's id of each analysed token, -1 where the index does not know it."""
+        vocab = self._vocab
+        return np.fromiter((vocab.get(t, -1) for t in tokens), dtype=np.int64, count=len(tokens))
+
+    def match(
+        self, tokens: Sequence[str], present: Sequence[str], rows: npt.NDArray[np.int64]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.bool_]]:
+        """For the given rows only: the BM25 score of the analysed query ``tokens`` (bit-identical
+        to :meth:`scores` at those rows: summed in the tokens' order, repeats included, in
+        float32, as bm25s sums them) and whether each of the ``present`` tokens scores in each
+        row (``[len(rows), len(present)]``, as :meth:`token_in`). One compiled pass over the
+        candidates that binary-searches each token's row-sorted postings: no catalog-sized
+        array and no per-candidate Python."""
+        ids = self.token_ids(tokens)
+        scores, present_in = match_rows(
+            self._indptr,
+            self._indices,
+            self._data,
+            ids[ids >= 0],
+            self.token_ids(present),
+            np.ascontiguousarray(rows, dtype=np.int64),
+        )
+        return scores, present_in
+
     def token_in(self, token: str, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
         """Whether one analysed token scores in each of the given rows (read from the index's
         per-token posting list, not by scoring the whole catalog)."""
@@ -172,144 +203,4 @@ class LexicalIndex:
         return np.isin(rows, self._indices[start:end][self._data[start:end] > 0])
 
 
-_ALL = np.ones(1, dtype=np.bool_)  # stands for "no filter" in :func:`_top_rows`
-_SLACK = 1e-4  # relative margin on every bound: partial sums are rounded in another order
-
-
-@numba.njit(cache=True, nogil=True)
-def _kth_best(acc, rows, count, n):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
-    """The ``n``-th largest ``acc[r]`` over the first ``count`` of ``rows`` (0 with fewer)."""
-    if count < n:
-        return 0.0
-    best = np.zeros(n, dtype=np.float64)  # descending
-    for i in range(count):
-        v = acc[rows[i]]
-        if v <= best[n - 1]:
-            continue
-        j = n - 1
-        while j > 0 and best[j - 1] < v:
-            best[j] = best[j - 1]
-            j -= 1
-        best[j] = v
-    return best[n - 1]
-
-
-@numba.njit(cache=True, nogil=True)
-def _score_in(indptr, indices, data, t, r):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
-    """Token ``t``'s score in row ``r`` (0 when absent), by binary search of its row-sorted postings."""
-    start, end = indptr[t], indptr[t + 1]
-    p = start + np.searchsorted(indices[start:end], r)
-    if p < end and indices[p] == r:
-        return data[p]
-    return np.float32(0.0)
-
-
-@numba.njit(cache=True, nogil=True)
-def _distinct(ids):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
-    """The distinct token ids in first-seen order and how often each occurs (as float32)."""
-    distinct = np.empty(len(ids), dtype=np.int64)
-    weights = np.zeros(len(ids), dtype=np.float32)
-    m = 0
-    for t in ids:
-        j = 0
-        while j < m and distinct[j] != t:
-            j += 1
-        if j == m:
-            distinct[m] = t
-            m += 1
-        weights[j] += 1
-    return distinct[:m], weights[:m]
-
-
-@numba.njit(cache=True, nogil=True)
-def _top_rows(indptr, indices, data, maxes, ids, allowed, filtered, acc, cand, n):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202, PLR0913
-    """Exact top ``n`` with MaxScore-style pruning (term at a time).
-
-    The query's distinct tokens go by their highest possible contribution (how often each
-    occurs x ``maxes``), most first;
-    each one's postings are summed into ``acc`` (touched rows listed in ``cand``) until the
-    n-th best partial sum is above what all the remaining tokens together could add to a row
-    not yet seen. The remaining tokens only refine the candidates that can still reach the top
-    (their score looked up by binary search), and the survivors are scored exactly: summed in
-    ``ids``' order, repeats included, in float32, as bm25s sums them. ``acc`` is zeroed again
-    where it was written."""
-    distinct, weights = _distinct(ids)
-    m = len(distinct)
-    bound = np.empty(m, dtype=np.float64)
-    for j in range(m):
-        bound[j] = weights[j] * maxes[distinct[j]]
-    order = np.argsort(-bound)
-    suffix = np.zeros(m + 1, dtype=np.float64)  # what tokens order[j:] could add at most
-    for j in range(m - 1, -1, -1):
-        suffix[j] = suffix[j + 1] + bound[order[j]]
-    lo, hi = 1.0 - _SLACK, 1.0 + _SLACK
-    count = 0
-    theta = 0.0
-    jj = 0
-    while jj < m and not (count >= n and theta * lo > suffix[jj] * hi):
-        t, w = distinct[order[jj]], weights[order[jj]]
-        for p in range(indptr[t], indptr[t + 1]):
-            r = indices[p]
-            if data[p] <= 0 or filtered and not allowed[r]:
-                continue  # (BM25 scores are positive: this keeps each row listed once in ``cand``)
-            if acc[r] == 0:
-                cand[count] = r
-                count += 1
-            acc[r] += w * data[p]
-        jj += 1
-        # the n-th best partial sum is at most what the tokens so far could add: look for it
-        # only once that could beat what the remaining ones could
-        if jj < m and (suffix[0] - suffix[jj]) * hi > suffix[jj] * lo:
-            theta = _kth_best(acc, cand, count, n)
-    if jj == m:
-        theta = _kth_best(acc, cand, count, n)
-    # rows outside ``cand`` cannot reach the top n; refine the candidates that still can
-    alive = np.empty(count, dtype=np.int64)
-    live = 0
-    for i in range(count):
-        if acc[cand[i]] + suffix[jj] * hi >= theta * lo:
-            alive[live] = cand[i]
-            live += 1
-    for kk in range(jj, m):
-        t, w = distinct[order[kk]], weights[order[kk]]
-        start, end = indptr[t], indptr[t + 1]
-        if live * np.log2(end - start + 2) < end - start:  # a binary search per candidate
-            for i in range(live):
-                acc[alive[i]] += w * _score_in(indptr, indices, data, t, alive[i])
-        else:  # cheaper to walk the postings: they update every touched row (pruned ones too)
-            for p in range(start, end):
-                r = indices[p]
-                if acc[r] != 0:
-                    acc[r] += w * data[p]
-        theta = _kth_best(acc, alive, live, n)
-        kept = 0
-        for i in range(live):
-            if acc[alive[i]] + suffix[kk + 1] * hi >= theta * lo:
-                alive[kept] = alive[i]
-                kept += 1
-        live = kept
-    rows = np.empty(n, dtype=np.int64)
-    vals = np.empty(n, dtype=np.float32)
-    found = 0
-    for i in range(live):
-        r = alive[i]
-        v = np.float32(0.0)
-        for t in ids:
-            v += _score_in(indptr, indices, data, t, r)
-        if v <= 0:
-            continue
-        if found == n and (v < vals[n - 1] or v == vals[n - 1] and r > rows[n - 1]):
-            continue
-        j = found if found < n else n - 1
-        while j > 0 and (vals[j - 1] < v or vals[j - 1] == v and rows[j - 1] > r):
-            if j < n:
-                rows[j] = rows[j - 1]
-                vals[j] = vals[j - 1]
-            j -= 1
-        rows[j] = r
-        vals[j] = v
-        if found < n:
-            found += 1
-    for i in range(count):
-        acc[cand[i]] = 0.0
-    return rows[:found], vals[:found]
+_ALL = np.ones(1, dtype=np.bool_)  # stands for "no filter" in :func:`top_rows`

@@ -28,8 +28,8 @@ import numpy as np
 from shoprec.errors import NotFoundError, RequestError
 from shoprec.serving.batching import DynamicBatcher
 from shoprec.serving.cache import CachedResult, ResultKey, SearchCache
-from shoprec.serving.search import Effort, SearchQuery, SearchResult, SearchService
-from shoprec.types import FloatArray
+from shoprec.serving.search import SearchQuery, SearchResult, SearchService
+from shoprec.types import Effort, FloatArray
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,8 @@ from typing import cast
 
 from shoprec.core.ladder import DegradationPolicy, LadderLevel, LadderThresholds
 from shoprec.errors import ConfigError, DeadlineExceededError, OverloadedError
-from shoprec.serving.search import PIPELINES, Effort, Pipeline
+from shoprec.serving.search import PIPELINES, Pipeline
+from shoprec.types import Effort
 
 log = logging.getLogger(__name__)
 

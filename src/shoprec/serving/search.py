@@ -26,20 +26,19 @@ from shoprec.models.bundle import Bundle
 from shoprec.models.ranker import CandidateSet, QueryContext, compute_features, fusion_scores
 from shoprec.models.users import UserProfile, UserProfiles
 from shoprec.retrieval.lexical import analyze
-from shoprec.types import Filters, FloatArray, Hit, Product
+from shoprec.types import (
+    DEFAULT_DENSE_CANDIDATES,
+    DEFAULT_EF_SEARCH,
+    DEFAULT_LEXICAL_CANDIDATES,
+    Effort,
+    Filters,
+    FloatArray,
+    Hit,
+    Product,
+)
 
 Pipeline = Literal["bm25", "dense", "hybrid", "full"]
 PIPELINES: tuple[Pipeline, ...] = ("bm25", "dense", "hybrid", "full")
-
-
-@dataclass(frozen=True, slots=True)
-class Effort:
-    """How hard to look: candidates per retriever and the HNSW search breadth. ``None`` keeps
-    the service's own setting. The degradation ladder serves its cheaper levels with these."""
-
-    lexical_candidates: int | None = None
-    dense_candidates: int | None = None
-    ef_search: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +99,9 @@ class SearchService:
         self,
         bundle: Bundle,
         *,
-        lexical_candidates: int = 100,
-        dense_candidates: int = 100,
-        ef_search: int = 256,
+        lexical_candidates: int = DEFAULT_LEXICAL_CANDIDATES,
+        dense_candidates: int = DEFAULT_DENSE_CANDIDATES,
+        ef_search: int = DEFAULT_EF_SEARCH,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.bundle = bundle
@@ -165,13 +164,9 @@ class SearchService:
         n_lexical = effort.lexical_candidates or self.lexical_candidates
         n_dense = effort.dense_candidates or self.dense_candidates
         ef_search = effort.ef_search or self.ef_search
-        n = len(b.catalog)
         lex_rows = np.zeros(0, dtype=np.int64)
-        bm25_all: FloatArray | None = None
         if use_lexical:
-            bm25_all, lex_rows = b.lexical.search(ctx.text, n_lexical, allowed)
-        elif use_dense:
-            bm25_all = b.lexical.scores(ctx.text)
+            lex_rows, _ = b.lexical.top(ctx.text, n_lexical, allowed, tokens=ctx.all_tokens)
         t = _lap(times, "lexical_ms", t, clock)
         dense_rows = np.zeros(0, dtype=np.int64)
         if use_dense and qvec is not None:
@@ -179,29 +174,24 @@ class SearchService:
             dense_rows = ids[0][ids[0] >= 0]
         t = _lap(times, "ann_ms", t, clock)
         rows = np.unique(np.concatenate([lex_rows, dense_rows]))
-        if bm25_all is None:
-            bm25_all = np.zeros(n, dtype=np.float32)
+        matched = ctx.tokens if match_features else ()
+        # the candidates' BM25 (and which query tokens their text holds), read for them alone
+        bm25, token_in_text = b.lexical.match(ctx.all_tokens, matched, rows)
         if qvec is not None and len(rows):
             dense = np.asarray(b.embeddings[rows], dtype=np.float32) @ qvec
         else:
             dense = np.zeros(len(rows), dtype=np.float32)
-        token_in_title = np.zeros((len(rows), len(ctx.tokens)), dtype=np.bool_)
-        token_in_text = np.zeros((len(rows), len(ctx.tokens)), dtype=np.bool_)
-        bm25_title = np.zeros(len(rows), dtype=np.float32)
+        bm25_rank, dense_rank = _ranks_of(lex_rows, rows), _ranks_of(dense_rows, rows)
         t = _lap(times, "union_ms", t, clock)
-        if match_features and ctx.tokens and len(rows):
-            for j, tok in enumerate(ctx.tokens):
-                token_in_text[:, j] = b.lexical.token_in(tok, rows)
-                token_in_title[:, j] = b.lexical_title.token_in(tok, rows)
-            bm25_title = b.lexical_title.scores(ctx.text)[rows]
+        bm25_title, token_in_title = b.lexical_title.match(ctx.all_tokens if match_features else (), matched, rows)
         _lap(times, "match_ms", t, clock)
         return CandidateSet(
             rows=rows,
-            bm25=bm25_all[rows].astype(np.float32),
-            bm25_title=bm25_title.astype(np.float32),
-            bm25_rank=_ranks_of(lex_rows, rows),
+            bm25=bm25,
+            bm25_title=bm25_title,
+            bm25_rank=bm25_rank,
             dense=dense.astype(np.float32),
-            dense_rank=_ranks_of(dense_rows, rows),
+            dense_rank=dense_rank,
             token_in_title=token_in_title,
             token_in_text=token_in_text,
         )
@@ -227,8 +217,6 @@ class SearchService:
             cand,
             title_index=c.title_index,
             title_lengths=c.title_lengths,
-            brands_norm=c.brands_norm,
-            category_tokens=c.category_tokens,
             popularity=c.popularity,
             price=c.price,
             in_stock=c.in_stock,

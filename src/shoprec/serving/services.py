@@ -30,6 +30,7 @@ def build_services(
         bundle,
         lexical_candidates=settings.lexical_candidates,
         dense_candidates=settings.dense_candidates,
+        ef_search=settings.ef_search,
     )
     recommend = RecommendService.load(bundle.files_root, bundle.catalog, threads=settings.threads)
     if recommend is not None:

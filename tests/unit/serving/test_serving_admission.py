@@ -16,7 +16,7 @@ from shoprec.serving.admission import (
     SlotQueue,
     runs_inline,
 )
-from shoprec.serving.search import Effort
+from shoprec.types import Effort
 
 FULL = LadderLevel("full", 20.0, 40.0, 0.80, {"pipeline": "full"})
 HYBRID = LadderLevel("hybrid", 10.0, 20.0, 0.79, {"pipeline": "hybrid"})
