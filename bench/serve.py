@@ -117,10 +117,12 @@ SYSTEMS = (
     "ray_serve",
     "floor",
     "floor_trivial",
+    "baseline",
+    "baseline_full",
 )
 # The systems whose sustainable rate enters a ratio: their sweeps bisect it too (the others
 # report the highest sustained step the p99 sweep measured, at most a doubling below the truth).
-SUSTAIN_REFINED = frozenset({"shoprec", "shoprec_full", "naive", "ray_serve"})
+SUSTAIN_REFINED = frozenset({"shoprec", "shoprec_full", "naive", "ray_serve", "baseline", "baseline_full"})
 
 # Server settings (SHOPREC_* environment variables) for each shoprec configuration. Names a
 # Settings field does not have are ignored by the server; the run records which ones apply.
@@ -207,12 +209,21 @@ def wait_ready(proc: Any, port: int, timeout_s: float, what: str, log: Path) -> 
 
 @contextmanager
 def shoprec_server(
-    procs: Processes, artifacts: Path, env: dict[str, str], logdir: Path, name: str, workers: int = 1
+    procs: Processes,
+    artifacts: Path,
+    env: dict[str, str],
+    logdir: Path,
+    name: str,
+    workers: int = 1,
+    checkout: Path = ROOT,
 ) -> Iterator[int]:
+    """``checkout``: the shoprec to serve with (another checkout, with its own ``.venv``, for
+    the baseline systems)."""
     port = free_port()
     log = logdir / f"{name}.log"
     full_env = {**os.environ, "HF_HUB_OFFLINE": "1", **BENCH_ENV, **env}
-    cmd = [SHOPREC, "serve", "--artifacts", str(artifacts), "--port", str(port), "--workers", str(workers)]
+    shoprec = str(checkout / ".venv" / "bin" / "shoprec")
+    cmd = [shoprec, "serve", "--artifacts", str(artifacts), "--port", str(port), "--workers", str(workers)]
     proc = procs.start(cmd, env=full_env, log=log)
     ready_s = wait_ready(proc, port, 300, f"shoprec ({name})", log)
     print(f"[{name}] shoprec ready on 127.0.0.1:{port} in {ready_s:.1f} s", file=sys.stderr)
@@ -421,11 +432,14 @@ def print_summary(out: dict[str, Any]) -> None:
         print(f"| {label} (`{key}`) | {'null' if value is None else fmt(value)}{note} |")
     ndcg = out.get("ladder_ndcg@10") or {}
     ladder = ", ".join(f"{k} {v:.4f}" for k, v in ndcg.items()) or "no ladder in the manifest"
-    for name in ("shoprec", "shoprec_full"):
+    base_ndcg = out.get("baseline_ladder_ndcg@10") or {}
+    base_ladder = ", ".join(f"{k} {v:.4f}" for k, v in base_ndcg.items())
+    for name in ("shoprec", "shoprec_full", "baseline", "baseline_full"):
         steps = out["levels_by_step"].get(name)
         if not steps:
             continue
-        print(f"\n{name}: levels served and their NDCG@10 per step (ladder: {ladder})\n")
+        of = base_ladder if name.startswith("baseline") else ladder
+        print(f"\n{name}: levels served and their NDCG@10 per step (ladder: {of})\n")
         print("| rate | p99 ok | kept up | levels served | served NDCG@10 |\n|---|---|---|---|---|")
         for st in steps:
             vals = [st["rate"], yes_no(st["pass"]), yes_no(st["sustained"]), fmt_levels(st["levels"])]
@@ -436,6 +450,15 @@ def print_summary(out: dict[str, Any]) -> None:
         f"{fmt_ndcg(out['full_quality_served_ndcg@10'])}, held at {out['full_quality_level']} throughout: "
         f"{yes_no(out['full_quality_held'])} (levels {fmt_levels(out['full_quality_levels_served'])})"
     )
+    if out.get("baseline_full_quality_rps") is not None or out.get("baseline_rps") is not None:
+        print(
+            f"against the baseline checkout ({(out.get('baseline') or {}).get('commit')}): full quality "
+            f"{fmt(out['full_quality_rps'])}/s vs {fmt(out['baseline_full_quality_rps'])}/s "
+            f"(x{fmt(out['full_quality_ratio_to_baseline'])}); "
+            f"with the ladder {fmt(out['throughput_rps']['shoprec'])}/s "
+            f"vs {fmt(out['baseline_rps'])}/s, served NDCG@10 {fmt_ndcg(out['served_ndcg@10'])} vs "
+            f"{fmt_ndcg(out['baseline_served_ndcg@10'])}"
+        )
 
 
 def why_null(a: float | None, b: float | None, peer: str) -> str:
@@ -560,6 +583,21 @@ def benchmark(
                 sweep("floor_trivial", port, "/healthz", "fixed", args.start_rate_trivial)
         finally:
             procs.stop(proc)
+    baseline_ndcg: dict[str, float] = {}
+    if args.baseline and {"baseline", "baseline_full"} - skip:
+        checkout, base_artifacts = baseline_checkout(args.baseline)
+        baseline_ndcg = ladder_ndcg(json.loads((base_artifacts / "manifest.json").read_text(encoding="utf-8")))
+        extra["baseline"] = {
+            "checkout": str(checkout),
+            "commit": git_commit(checkout),
+            "artifacts": str(base_artifacts),
+        }
+        for name, quality in (("baseline", {}), ("baseline_full", FULL_QUALITY_ENV)):
+            if name in skip:
+                continue
+            env = {**CACHE_OFF_ENV, **args.server_env, **quality}
+            with shoprec_server(procs, base_artifacts, env, tmp, name, args.workers, checkout) as port:
+                sweep(name, port, "/v1/search?q={q}&k=10", "distinct", args.start_rate_model)
     if "ray_serve" not in skip:
         print("[ray_serve] starting Ray Serve in its own network namespace", file=sys.stderr)
         res = ray_in_namespace(args, peer_artifacts, qfile, tmp)
@@ -570,10 +608,11 @@ def benchmark(
     sust = {name: (loadgen.sustainable(results[name]["rows"]) if name in results else None) for name in SYSTEMS}
     ndcg = ladder_ndcg(manifest)
     by_step = {
-        name: levels_by_step(res["rows"], ndcg)
+        name: levels_by_step(res["rows"], baseline_ndcg if name.startswith("baseline") else ndcg)
         for name, res in results.items()
         if any(r.get("levels") for r in res["rows"])
     }
+    base_served = passing_row(results["baseline"]["rows"]) if "baseline" in results else None
     served = passing_row(results["shoprec"]["rows"]) if "shoprec" in results else None
     full = passing_row(results["shoprec_full"]["rows"]) if "shoprec_full" in results else None
     full_levels: Counter[str] = Counter()
@@ -609,6 +648,13 @@ def benchmark(
         "full_quality_levels_served": dict(full_levels),
         "full_quality_held": (set(full_levels) == {best_level}) if full_levels else None,
         "full_quality_served_ndcg@10": served_ndcg(full["levels"], ndcg) if full else None,
+        # the same systems served by another checkout (--baseline: the code before a change)
+        "baseline_rps": tput["baseline"],
+        "baseline_full_quality_rps": tput["baseline_full"],
+        "full_quality_ratio_to_baseline": ratio(tput["shoprec_full"], tput["baseline_full"]),
+        "ratio_to_baseline": ratio(tput["shoprec"], tput["baseline"]),
+        "baseline_served_ndcg@10": served_ndcg(base_served["levels"], baseline_ndcg) if base_served else None,
+        "baseline_ladder_ndcg@10": baseline_ndcg or None,
         # a trivial endpoint routed by FastAPI (/readyz): what most FastAPI services answer at best
         "ceiling_routed_rps": tput["ceiling_routed"],
         "fraction_of_routed_ceiling": ratio(tput["shoprec"], tput["ceiling_routed"]),
@@ -631,6 +677,29 @@ def benchmark(
     }
 
 
+def baseline_checkout(folder: str) -> tuple[Path, Path]:
+    """Another shoprec checkout (set up: its ``.venv``) and the optimized Home Depot build its
+    own ``bench/serve_artifacts.py`` serves (built, or reused from its cache)."""
+    checkout = Path(folder).resolve()
+    python = checkout / ".venv" / "bin" / "python"
+    if not python.is_file():
+        raise SystemExit(f"{checkout}: no .venv (run its scripts/setup.sh first)")
+    run = subprocess.run(
+        [str(python), str(checkout / "bench" / "serve_artifacts.py"), "--optimized"],
+        cwd=checkout,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return checkout, Path(run.stdout.strip().splitlines()[-1])
+
+
+def git_commit(checkout: Path) -> str | None:
+    run = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return run.stdout.strip() or None
+
+
 # --- overload -----------------------------------------------------------------------------
 
 
@@ -648,11 +717,13 @@ def deadline_ms() -> float | None:
     return None
 
 
-def overload(args: argparse.Namespace, procs: Processes, artifacts: Path, tmp: Path) -> dict[str, Any]:
+def overload(
+    args: argparse.Namespace, procs: Processes, artifacts: Path, tmp: Path, checkout: Path = ROOT
+) -> dict[str, Any]:
     queries, qfile = load_queries(tmp)
     env = {**CACHE_ON_ENV, **args.server_env}
     report: dict[str, Any] = {"settings": applied_settings({**BENCH_ENV, **env}), "workers": args.workers}
-    with shoprec_server(procs, artifacts, env, tmp, "overload", args.workers) as port:
+    with shoprec_server(procs, artifacts, env, tmp, "overload", args.workers, checkout) as port:
         sustainable = args.sustainable_rps
         if sustainable is None:
             print("[overload] finding the sustainable rate (Zipf queries)", file=sys.stderr)
@@ -788,6 +859,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--recovery-s", type=float, default=20.0)
     ap.add_argument("--baseline-rps", type=float, default=40.0, help="overload: most normal load before and after")
     ap.add_argument("--keep-logs", help="copy server logs to this folder")
+    ap.add_argument(
+        "--baseline",
+        help="another shoprec checkout (e.g. the commit before a change, set up with its scripts/setup.sh): "
+        "also served, caches off, as the systems baseline and baseline_full (and overloaded with --overload)",
+    )
     args = ap.parse_args(argv)
     aliases = {
         "ray": "ray_serve",
@@ -833,6 +909,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             artifacts = ensure_optimized(artifacts)
         if args.overload:
             out = overload(args, procs, artifacts, tmp)
+            if args.baseline:
+                checkout, base_artifacts = baseline_checkout(args.baseline)
+                out["baseline"] = overload(args, procs, base_artifacts, tmp, checkout)
+                out["baseline"]["checkout"] = f"{checkout} ({git_commit(checkout)})"
             for k, v in out.items():
                 print(f"{k:>28}: {v}")
         else:

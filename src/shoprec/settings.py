@@ -137,10 +137,11 @@ class Settings(BaseSettings):
     # deadline); tests that check full-quality answers set it, with shed_loop_lag_ms=0
     degrade_under_load: Flag = True
     # predictive rule: serve the best level whose measured cost x arrival rate stays within this
-    # fraction of ladder_parallelism busy seconds per second (0 turns the rule off). One worker
-    # process runs Python under one GIL, hence 1.0 by default.
+    # fraction of ladder_parallelism busy seconds per second (0 turns the rule off).
     ladder_utilization_target: Fraction = 0.5
-    ladder_parallelism: Annotated[float, Field(gt=0, le=1024)] = 1.0
+    # None: the CPUs this process may run on, shared among the workers (a search spends most of
+    # its time in compiled code that releases the GIL: retrieval, ANN, encoder, ranker)
+    ladder_parallelism: Annotated[float | None, Field(gt=0, le=1024)] = None
     # dynamic batching of query encoding, and the caches before and after the model (0 entries = off)
     batch_max_size: PositiveInt = 32
     batch_wait_s: Annotated[float, Field(ge=0, le=1)] = 0.002

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from shoprec.errors import ConfigError
@@ -71,3 +73,13 @@ def test_the_serving_process_applies_the_gil_switch_interval(monkeypatch: pytest
         assert seen == [0.5] and sys.getswitchinterval() == pytest.approx(0.0005)
     finally:
         sys.setswitchinterval(before)
+
+
+def test_the_ladders_parallelism_defaults_to_the_cpus_each_worker_has() -> None:
+    from shoprec.http.overload import Overload, default_parallelism
+
+    cpus = len(os.sched_getaffinity(0))
+    assert default_parallelism(1) == max(1.0, cpus) and default_parallelism(10_000) == 1.0
+    assert Overload.from_settings(Settings()).gate.chooser.parallelism == max(1.0, cpus)
+    assert Overload.from_settings(Settings(workers=2 * cpus)).gate.chooser.parallelism == 1.0
+    assert Overload.from_settings(Settings(ladder_parallelism=3.5)).gate.chooser.parallelism == 3.5

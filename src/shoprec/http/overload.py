@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 
@@ -29,6 +30,11 @@ log = logging.getLogger(__name__)
 
 DEADLINE_HEADER = "X-Deadline-Ms"
 LEVEL_HEADER = "X-Degradation-Level"
+
+
+def default_parallelism(workers: int) -> float:
+    """The CPUs this process may run on, shared among ``workers`` processes (at least one)."""
+    return max(1.0, len(os.sched_getaffinity(0)) / max(1, workers))
 
 
 class Overload:
@@ -59,7 +65,7 @@ class Overload:
             ),
             clock=clock,
             utilization_target=settings.ladder_utilization_target,
-            parallelism=settings.ladder_parallelism,
+            parallelism=settings.ladder_parallelism or default_parallelism(settings.workers),
             cpu_clock=time.thread_time,  # read on the event loop's thread: its CPU per request
             degrade=settings.degrade_under_load,
         )
