@@ -79,6 +79,8 @@ def test_build_eval_search_and_refusals(tmp_path: Path, tiny_encoder_dir: Path) 
 
     r = shoprec("search", "--artifacts", str(out), "couch", "-k", "2")
     assert r.returncode == 0 and "Comfy" in r.stdout
+    r = shoprec("eval", "search", "--artifacts", str(out), "--json", check=False)  # 4 judged queries: none held out
+    assert r.returncode == 2 and "holds no validation queries: pass --judgments" in r.stderr
 
     # A bad row names the file and line, and the failed build leaves the artifacts intact.
     bad = tmp_path / "bad.csv"
@@ -143,3 +145,14 @@ def test_demo_signs_its_artifacts_and_keeps_one_api_key(
     assert store.authenticate(key).allows("admin")
     assert _demo_trust(tmp_path, art) == key  # a second demo run reuses keys and signature
     assert (tmp_path / "keys" / "demo-api-key.txt").stat().st_mode & 0o077 == 0
+
+
+def test_eval_search_defaults_to_the_held_out_queries(tiny_static_artifacts: Path) -> None:
+    r = shoprec("eval", "search", "--artifacts", str(tiny_static_artifacts), "--pipeline", "all", "--json")
+    assert r.returncode == 0, r.stderr
+    result = json.loads(r.stdout.strip().splitlines()[-1])
+    held_out = (tiny_static_artifacts / "validation.jsonl").read_text().splitlines()
+    assert set(result["pipelines"]) == {"bm25", "dense", "hybrid", "full"}
+    for p in result["pipelines"].values():
+        assert p["queries"] + p["skipped"] == len({json.loads(line)["query"] for line in held_out})
+        assert p["p50_ms"] > 0 and 0 <= p["ndcg@10"] <= 1
