@@ -5,7 +5,7 @@ for a sample of requests and every server error, one log line.
 the front door refuses, those the fast path answers, those FastAPI routes — from the first
 byte read to the last one sent. Per request it costs a clock read at each end, a look at the
 request headers for ``X-Request-Id``, a wrapped ``send``, a route lookup in a dict and one
-histogram observation (about 3 µs in all, measured in docs/OPERATIONS.md).
+histogram observation (4-5 µs in all, measured in docs/OPERATIONS.md).
 
 The route label is the route's template (``/v1/products/{product_id}``), never the path,
 and ``unmatched`` for a path no route serves; methods outside the standard set are
