@@ -17,6 +17,8 @@ intended send time) using the Home Depot queries:
   bottleneck); ``ceiling_routed``: ``/readyz``, a trivial endpoint routed by FastAPI;
 - ``shoprec``: ``/v1/search`` with caches off, distinct queries; the degradation ladder
   serves cheaper levels as the load rises;
+- ``shoprec_no_metrics``: the same with ``SHOPREC_METRICS=false`` (no metrics kept, no
+  ``/metrics``): with ``shoprec`` (metrics on, the default) it measures what the metrics cost;
 - ``shoprec_full``: the same, its ladder held at full quality (``SHOPREC_DEGRADE_UNDER_LOAD=false``
   and ``SHOPREC_QUALITY_LOSS_BUDGET=0``, which admits only levels with no NDCG@10 loss, so it
   holds with a server that does not know the first setting); a server of its own;
@@ -51,6 +53,8 @@ the run's settings, it holds:
 - ``ratio_to_naive``, ``ratio_to_ray_serve``: shoprec's (caches off) throughput over each
   peer's; ``fraction_of_ceiling``: over its own ``/healthz``, information only, no longer a
   target (``fraction_of_routed_ceiling``, ``floor_fraction`` likewise);
+- ``metrics_on_rps``, ``metrics_off_rps``, ``metrics_on_over_off``: shoprec's (caches off)
+  throughput with metrics and shoprec_no_metrics's, and their ratio (the target: >= 0.95);
 - ``full_quality_rps``: shoprec_full's throughput; ``full_quality_ratio_to_ray_serve``:
   shoprec_full's sustainable rate over Ray Serve's; ``full_quality_held`` says whether every
   answer it gave came from the ladder's best level (``full_quality_levels_served``);
@@ -111,6 +115,7 @@ SYSTEMS = (
     "ceiling",
     "ceiling_routed",
     "shoprec",
+    "shoprec_no_metrics",
     "shoprec_full",
     "shoprec_cached",
     "naive",
@@ -142,6 +147,8 @@ CACHE_ON_ENV: dict[str, str] = {}  # the server's defaults
 # ladder at its best level; the second admits only levels with no NDCG@10 loss against the
 # best one, which holds it there on a server that does not know the first setting.
 FULL_QUALITY_ENV = {"SHOPREC_DEGRADE_UNDER_LOAD": "false", "SHOPREC_QUALITY_LOSS_BUDGET": "0"}
+# shoprec_no_metrics: shoprec with no metrics kept (shoprec keeps them, as it serves by default)
+METRICS_OFF_ENV = {"SHOPREC_METRICS": "false"}
 
 
 # --- processes ----------------------------------------------------------------------------
@@ -420,6 +427,13 @@ def print_summary(out: dict[str, Any]) -> None:
             "ray_serve",
         ),
         (
+            "shoprec (metrics on) / shoprec_no_metrics, at p99 <= 50 ms",
+            "metrics_on_over_off",
+            tput["shoprec"],
+            out["metrics_off_rps"],
+            "shoprec_no_metrics",
+        ),
+        (
             "shoprec / its /healthz ceiling (information only, not a target)",
             "fraction_of_ceiling",
             tput["shoprec"],
@@ -547,6 +561,11 @@ def benchmark(
                 sweep("ceiling", port, "/healthz", "fixed", args.start_rate_trivial)
             if "ceiling_routed" not in skip:
                 sweep("ceiling_routed", port, "/readyz", "fixed", args.start_rate_trivial)
+    if "shoprec_no_metrics" not in skip:  # the same as shoprec, without metrics: what they cost
+        env = {**CACHE_OFF_ENV, **args.server_env, **METRICS_OFF_ENV}
+        extra["settings_no_metrics"] = applied_settings({**BENCH_ENV, **env})
+        with shoprec_server(procs, artifacts, env, tmp, "shoprec_no_metrics", args.workers) as port:
+            sweep("shoprec_no_metrics", port, "/v1/search?q={q}&k=10", "distinct", args.start_rate_model)
     if "shoprec_full" not in skip:  # the same as shoprec, its ladder held at full quality
         env = {**CACHE_OFF_ENV, **args.server_env, **FULL_QUALITY_ENV}
         extra["settings_full_quality"] = applied_settings({**BENCH_ENV, **env})
@@ -630,6 +649,11 @@ def benchmark(
         "ratio_to_ray_serve": ratio(tput["shoprec"], tput["ray_serve"]),
         # information only, no longer a target (see the module docstring)
         "fraction_of_ceiling": ratio(tput["shoprec"], tput["ceiling"]),
+        # the metrics' cost: shoprec (caches off, metrics on, as it serves by default) over the
+        # same server without metrics, both at p99 <= 50 ms, in the same run
+        "metrics_on_rps": tput["shoprec"],
+        "metrics_off_rps": tput["shoprec_no_metrics"],
+        "metrics_on_over_off": ratio(tput["shoprec"], tput["shoprec_no_metrics"]),
         # shoprec caches off with the ladder held at full: throughput at p99 <= 50 ms, and its
         # sustainable rate against Ray Serve's
         "full_quality_rps": tput["shoprec_full"],

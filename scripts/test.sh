@@ -12,4 +12,13 @@ command -v redis-server >/dev/null 2>&1 || {
       echo "warning: could not install redis-server; tests that need it will be skipped" >&2
   fi
 }
+# The alert rules are checked and tested with promtool, and one test scrapes a real Prometheus:
+# both come with the Debian package prometheus.
+command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || {
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null 2>&1; then
+    ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq prometheus) >/dev/null 2>&1 ||
+      echo "warning: could not install prometheus; tests that need promtool or prometheus will be skipped" >&2
+  fi
+}
 exec .venv/bin/python -m pytest -n 2 "$@"

@@ -261,6 +261,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Workers are separate processes: they read the same settings from the environment.
     if settings.artifacts is not None:
         os.environ["SHOPREC_ARTIFACTS"] = str(Path(settings.artifacts).resolve())
+    os.environ["SHOPREC_WORKERS"] = str(settings.workers)
+    if settings.metrics and settings.workers > 1:
+        from shoprec.adapters.prometheus import prepare_multiprocess_dir
+        from shoprec.http.app import metrics_dir
+
+        # every worker's metrics in files there, added up by whichever worker is scraped;
+        # emptied first: a previous run's counts must not be added in
+        os.environ["SHOPREC_METRICS_DIR"] = str(prepare_multiprocess_dir(metrics_dir(settings)).resolve())
     scheme = "https" if settings.ssl_certfile else "http"
     print(
         f"serving {settings.artifacts or settings.registry} on {scheme}://{settings.host}:{settings.port} "
@@ -856,7 +864,7 @@ def _trust_commands(sub: Any) -> None:
     k = ks.add_parser("create", help="create an API key (printed once)")
     k.add_argument("--store", required=True, help="the API key store file")
     k.add_argument("--name", required=True)
-    k.add_argument("--role", action="append", choices=["search", "events", "admin"], required=True)
+    k.add_argument("--role", action="append", choices=["search", "events", "metrics", "admin"], required=True)
     k.add_argument("--rate-limit-per-s", type=float)
     k.set_defaults(func=cmd_keys_create)
     k = ks.add_parser("revoke", help="revoke an API key")

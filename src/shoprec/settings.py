@@ -36,6 +36,11 @@ from shoprec.errors import ConfigError
 from shoprec.types import DEFAULT_DENSE_CANDIDATES, DEFAULT_EF_SEARCH, DEFAULT_LEXICAL_CANDIDATES
 
 LogLevel = Literal["debug", "info", "warning", "error"]
+# auto: plain text when stderr is a terminal, one JSON object per line otherwise
+LogFormat = Literal["auto", "text", "json"]
+# who may read /metrics without an API key: clients on a loopback address, anyone, or nobody
+# (a key with the metrics or admin role always may)
+MetricsAnonymous = Literal["loopback", "any", "none"]
 ENV_PREFIX = "SHOPREC_"
 
 
@@ -74,6 +79,10 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
     workers: PositiveInt = 1
     log_level: LogLevel = "info"
+    log_format: LogFormat = "auto"
+    # the share of requests logged as one JSON line each (route, status, duration, level, model
+    # version, request id); server errors are always logged
+    request_log_sample_rate: Fraction = 0.01
     verify_artifacts: Flag = True
     threads: Annotated[int | None, Field(gt=0)] = None
     # request limits
@@ -150,6 +159,14 @@ class Settings(BaseSettings):
     embedding_cache_ttl_s: PositiveFloat = 3600.0
     result_cache_entries: NonNegativeInt = 20_000
     result_cache_ttl_s: PositiveFloat = 60.0
+    # GET /metrics (Prometheus text format); off: no metric is kept and prometheus_client is not imported
+    metrics: Flag = True
+    metrics_anonymous: MetricsAnonymous = "loopback"
+    # with workers > 1, where the workers' metric files live (wiped by `shoprec serve` at start);
+    # default <data_dir>/metrics
+    metrics_dir: Path | None = None
+    # how often each worker copies its counters into the shared files (workers > 1)
+    metrics_sync_s: Annotated[float, Field(gt=0, le=60)] = 1.0
 
     @classmethod
     def settings_customise_sources(

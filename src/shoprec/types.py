@@ -123,3 +123,67 @@ class Encoder(Protocol):
 
 class EventSink(Protocol):
     def append(self, events: Sequence[Event]) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CacheCounts:
+    """Lookups in one cache tier and how many of them hit."""
+
+    lookups: int
+    hits: int
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCounts:
+    """The model version serving (None before the first load) and the runtime's counts:
+    versions loaded, swaps of one serving version for another, loads refused by reason (an
+    error code), signature checks by result (``verified``, ``rejected``)."""
+
+    version: str | None
+    model_id: str | None
+    loads: int
+    swaps: int
+    refused: Mapping[str, int]
+    signature_checks: Mapping[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSnapshot:
+    """The counters and gauges the serving objects keep as plain numbers, read at once (a
+    :class:`Metrics` turns them into its own series). Counters only grow."""
+
+    refusals: Mapping[str, int]  # deliberate refusals by reason, since start
+    in_flight: int
+    queued: int
+    level: str  # the degradation level the next request would get
+    levels: Sequence[str]  # the ladder's levels, best first
+    caches: Mapping[tuple[str, str], CacheCounts]  # (cache, tier) -> counts
+    model: ModelCounts
+    loop_lag_s: float
+    shed_probability: float
+    fast_path: Mapping[str, int]  # searches by who answered: "fast_path", "route"
+
+
+class Metrics(Protocol):
+    """What the service reports (implemented over prometheus_client in
+    :mod:`shoprec.adapters.prometheus`). The per-request methods are on the hot path: they
+    must cost about a microsecond."""
+
+    def request(self, route: str, method: str, status: int, duration_s: float) -> None:
+        """One HTTP request answered: its route template, method, status and duration."""
+
+    def search(self, level: str, timings_ms: Mapping[str, float], cached: bool) -> None:
+        """One search served at ``level``, with its stage timings (``*_ms``) when computed."""
+
+    def batch(self, size: int, wait_s: float) -> None:
+        """One encoder batch ran: its size, and how long its oldest item waited."""
+
+    def events(self, accepted: int, applied: int, lags_s: Sequence[float]) -> None:
+        """A batch of events stored (``accepted``), applied to the live version (``applied``),
+        and for each applied event the time from its timestamp to its application."""
+
+    def sync(self, snapshot: MetricsSnapshot) -> None:
+        """Bring the series kept from :class:`MetricsSnapshot` up to date."""
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition (every worker's, in multiprocess mode) and its content type."""

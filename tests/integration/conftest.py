@@ -31,11 +31,11 @@ def live_server() -> Iterator[Callable[[FastAPI], LiveServer]]:
 @pytest.fixture
 def server_process() -> Iterator[Callable[..., ServerProcess]]:
     """Start a server in its own process with these settings (keyword arguments, as for
-    ``Settings.load``); ready when returned, stopped after the test."""
+    ``Settings.load``) and, optionally, its ``command``; ready when returned, stopped after the test."""
     started: list[ServerProcess] = []
 
-    def run(**settings: Any) -> ServerProcess:
-        server = ServerProcess(settings)
+    def run(command: tuple[str, ...] = (), **settings: Any) -> ServerProcess:
+        server = ServerProcess(settings, command=command)
         started.append(server)
         return server.start()
 

@@ -24,10 +24,16 @@ ENDPOINTS: list[tuple[str, str, dict[str, Any], Role]] = [
     ("GET", "/v1/similar/T000", {"params": {"k": 3}}, "search"),
     ("GET", "/v1/recommend", {"params": {"k": 3}}, "search"),
     ("POST", "/v1/events", {"json": EVENT}, "events"),
+    ("GET", "/metrics", {}, "metrics"),
     ("GET", "/v1/admin/model", {}, "admin"),
     ("POST", "/v1/admin/reload", {}, "admin"),
 ]
-WRONG: dict[Role, tuple[Role, ...]] = {"search": ("events",), "events": ("search",), "admin": ("search", "events")}
+WRONG: dict[Role, tuple[Role, ...]] = {
+    "search": ("events",),
+    "events": ("search",),
+    "metrics": ("search", "events"),
+    "admin": ("search", "events", "metrics"),
+}
 
 
 @pytest.fixture
@@ -35,7 +41,7 @@ def server(
     live_server: Callable[[Any], LiveServer], tiny_static_artifacts: Path, tmp_path: Path
 ) -> Iterator[tuple[LiveServer, dict[str, str]]]:
     store = KeyStore(tmp_path / "keys.json", time.time, iterations=1)
-    keys = {role: store.create(f"{role} key", [role])[1] for role in ("search", "events", "admin")}
+    keys = {role: store.create(f"{role} key", [role])[1] for role in ("search", "events", "metrics", "admin")}
     revoked_id, keys["revoked"] = store.create("old admin key", ["admin"])
     store.revoke(revoked_id)
     settings = Settings.load(
@@ -44,6 +50,7 @@ def server(
         data_dir=tmp_path,
         keys_file=tmp_path / "keys.json",
         require_signature=False,
+        metrics_anonymous="none",  # loopback clients, as this test's, would read /metrics without a key
         **FULL_QUALITY,  # every right key gets its 2xx, however busy the machine
     )
     live = live_server(create_app(settings))
@@ -114,7 +121,7 @@ def test_anonymous_reads_are_a_setting_and_never_cover_events_or_admin(
         wait_ready(client)
         for method, path, request, role in ENDPOINTS:
             r = _call(client, method, path, request, None)
-            if role == "search":
+            if role == "search" or path == "/metrics":  # /metrics: this client is on loopback
                 assert r.status_code == 200, (path, r.text)
             else:
                 assert r.status_code == 401, (path, r.text)

@@ -95,6 +95,9 @@ class ServerProcess:
 
     settings: Mapping[str, Any]
     startup_timeout_s: float = 120.0
+    # the command; default uvicorn on the app factory. `shoprec serve` (several workers) takes
+    # its port and log level from the settings: pass port=0 and log_level="info" there.
+    command: tuple[str, ...] = ()
     url: str = ""
     log: list[str] = field(default_factory=list)
     _proc: subprocess.Popen[str] | None = None
@@ -104,9 +107,12 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPREC_")}  # nothing from the shell
         env |= {"SHOPREC_LOG_LEVEL": "warning", "OMP_WAIT_POLICY": "PASSIVE"}  # as `shoprec serve` runs
         env |= settings_env(**self.settings)
-        self._proc = subprocess.Popen(
+        command = list(self.command) or (
             [sys.executable, "-m", "uvicorn", "--factory", "shoprec.http.app:app_from_env"]
-            + ["--host", "127.0.0.1", "--port", "0", "--log-level", "info", "--no-access-log"],
+            + ["--host", "127.0.0.1", "--port", "0", "--log-level", "info", "--no-access-log"]
+        )
+        self._proc = subprocess.Popen(
+            command,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

@@ -49,6 +49,7 @@ def test_dependency_owners() -> None:
         "bm25s": {"retrieval/lexical.py"},
         "cryptography": {"security/crypto.py"},
         "redis": {"adapters/redis.py"},
+        "prometheus_client": {"adapters/prometheus.py"},
     }
     for dep, allowed in owners.items():
         users = {

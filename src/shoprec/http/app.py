@@ -12,6 +12,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -19,18 +20,22 @@ from starlette.concurrency import run_in_threadpool
 from shoprec import __version__
 from shoprec.adapters.eventlog import JsonlEventLog
 from shoprec.http import errors as http_errors
-from shoprec.http.auth import Authenticator
+from shoprec.http.auth import Authenticator, from_loopback
 from shoprec.http.fastpath import FastPath, FastPathStats
+from shoprec.http.logs import configure_logging
 from shoprec.http.middleware import BodyLimitMiddleware, FrontDoorShedder, LeaseMiddleware
+from shoprec.http.observe import RequestLog, RequestObserver, RouteTemplates
 from shoprec.http.overload import Overload
 from shoprec.http.render import HitRenderer
 from shoprec.http.routes import admin as admin_routes
 from shoprec.http.routes import catalog as catalog_routes
 from shoprec.http.routes import events as events_routes
+from shoprec.http.routes import metrics as metrics_routes
 from shoprec.http.routes import ops as ops_routes
 from shoprec.http.routes import recommend as recommend_routes
 from shoprec.http.routes import search as search_routes
 from shoprec.http.state import AppServices, Guards
+from shoprec.http.telemetry import MetricsFeed
 from shoprec.security.apikeys import KeyStore
 from shoprec.security.audit import AuditLog
 from shoprec.serving.accelerated import AcceleratedSearch, apply_remote_update
@@ -41,7 +46,7 @@ from shoprec.serving.runtime import Runtime
 from shoprec.serving.search import SearchService
 from shoprec.serving.services import build_services, replay_posted_events
 from shoprec.settings import Settings
-from shoprec.types import EventSink
+from shoprec.types import EventSink, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +63,20 @@ def create_app(
     keys: KeyStore | None = None,
     audit: AuditLog | None = None,
     audit_rng: random.Random | None = None,
+    metrics: Metrics | None = None,
 ) -> FastAPI:
     """Build the app. Without ``search`` the artifacts in ``settings`` (or the registry's
     current version) load in the background at start-up; ``/readyz`` says when they are in.
-    ``keys`` and ``audit`` default to the files named by the settings."""
+    ``keys`` and ``audit`` default to the files named by the settings, ``metrics`` to
+    Prometheus metrics when the ``metrics`` setting is on."""
     sink = events or JsonlEventLog(settings.data_dir / "events.jsonl")
     if keys is None and settings.keys_file is not None:
         keys = KeyStore(settings.keys_file, wall_clock)
     if audit is None and settings.audit_log is not None:
         audit = AuditLog(settings.audit_log, wall_clock, sample_rate=settings.audit_search_sample_rate)
-    accelerated = accelerated_search(settings)
+    if metrics is None and settings.metrics:
+        metrics = prometheus_metrics(settings)
+    accelerated = accelerated_search(settings, on_batch=metrics.batch if metrics is not None else None)
     runtime = Runtime(
         settings,
         lambda bundle: build_services(settings, sink, bundle),
@@ -82,7 +91,7 @@ def create_app(
     overload = Overload.from_settings(settings)
     overload.gate.chooser.shedding_upstream = lambda: loop_lag.overloaded  # the front door refuses: step down
     renderer = HitRenderer()
-    services = AppServices(settings, runtime, sink, accelerated, overload, renderer, audit)
+    services = AppServices(settings, runtime, sink, accelerated, overload, renderer, audit, metrics)
     accelerated.cache.on_catalog_update(lambda update: apply_remote_update(services.search, update))
 
     authenticator = Authenticator(keys, anonymous_read=settings.anonymous_read)
@@ -105,16 +114,25 @@ def create_app(
         title="shoprec",
         version=__version__,
         description="Product search and recommendations for online shops.",
-        lifespan=_lifespan(services, loop_lag),
+        lifespan=_lifespan(services, loop_lag, lambda: app.state.metrics_feed),
     )
     app.state.services = services
     app.state.overload = overload
     app.state.loop_lag = loop_lag
     app.state.guards = guards
     app.state.search_fast_path = FastPathStats()
+    feed = MetricsFeed(metrics, services, loop_lag, app.state.search_fast_path) if metrics is not None else None
+    app.state.metrics_feed = feed
     http_errors.install(app)
+    metrics_router = []
+    if feed is not None:
+        anonymous = {"loopback": from_loopback, "any": lambda _: True, "none": None}[settings.metrics_anonymous]
+        metrics_router.append(
+            metrics_routes.router(feed.sync, feed.metrics.render, (authenticator.guard("metrics", anonymous),))
+        )
     for resource in (
         ops_routes.router(services),
+        *metrics_router,
         search_routes.router(fields, handler, renderer, guards.search),
         catalog_routes.router(services, read=guards.search, write=guards.admin),
         recommend_routes.router(services, guards.search),
@@ -138,16 +156,24 @@ def create_app(
     )
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(LeaseMiddleware, runtime=runtime)
-    # outermost: refuses model-backed requests before anything else runs while the loop lags
+    # refuses model-backed requests before anything else runs while the loop lags
     app.add_middleware(FrontDoorShedder, monitor=loop_lag, paths=MODEL_BACKED_PATHS)
+    # outermost: every request's id, duration and status, the front door's refusals included
+    request_log = RequestLog(
+        settings.request_log_sample_rate,
+        model_version=lambda: runtime.current.version if runtime.current is not None else None,
+    )
+    app.add_middleware(RequestObserver, routes=RouteTemplates(app.router.routes), metrics=metrics, log=request_log)
     return app
 
 
 def _lifespan(
-    services: AppServices, loop_lag: LoopLagMonitor
+    services: AppServices, loop_lag: LoopLagMonitor, metrics_feed: Callable[[], MetricsFeed | None]
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """Start: load the version (in the background), follow the registry, listen for catalog
-    updates from other replicas, probe the loop's lag. Stop: all of it, and the batchers."""
+    updates from other replicas, probe the loop's lag, and with several workers copy this
+    one's counters into the shared metrics every ``metrics_sync_s``. Stop: all of it, and the
+    batchers."""
     settings, runtime, accelerated = services.settings, services.runtime, services.accelerated
 
     @asynccontextmanager
@@ -160,13 +186,18 @@ def _lifespan(
                 target=runtime.run_registry_poller, args=(stop_polling,), name="shoprec-registry", daemon=True
             ).start()
         await run_in_threadpool(accelerated.cache.start_listening)
-        probe = asyncio.create_task(loop_lag.run()) if settings.shed_loop_lag_ms > 0 else None
+        tasks = []
+        if settings.shed_loop_lag_ms > 0:
+            tasks.append(asyncio.create_task(loop_lag.run()))
+        feed = metrics_feed()
+        if feed is not None and settings.workers > 1:
+            tasks.append(asyncio.create_task(feed.run(settings.metrics_sync_s)))
         try:
             yield
         finally:
-            if probe is not None:
-                probe.cancel()
-                await asyncio.gather(probe, return_exceptions=True)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             stop_polling.set()
             await accelerated.aclose()
             await run_in_threadpool(accelerated.cache.close)
@@ -174,8 +205,22 @@ def _lifespan(
     return lifespan
 
 
-def accelerated_search(settings: Settings) -> AcceleratedSearch:
-    """The caches (shared through Redis when ``redis_url`` is set) and the encoder batcher."""
+def prometheus_metrics(settings: Settings) -> Metrics:
+    """Prometheus metrics: of this process, or with ``workers`` > 1 of every worker, through
+    the files in ``metrics_dir`` (which ``shoprec serve`` prepares)."""
+    from shoprec.adapters.prometheus import PrometheusMetrics  # the one module that imports prometheus_client
+
+    return PrometheusMetrics(multiprocess_dir=metrics_dir(settings) if settings.workers > 1 else None)
+
+
+def metrics_dir(settings: Settings) -> Path:
+    """Where the workers' metric files live: ``metrics_dir``, else ``<data_dir>/metrics``."""
+    return settings.metrics_dir if settings.metrics_dir is not None else settings.data_dir / "metrics"
+
+
+def accelerated_search(settings: Settings, on_batch: Callable[[int, float], None] | None = None) -> AcceleratedSearch:
+    """The caches (shared through Redis when ``redis_url`` is set) and the encoder batcher
+    (``on_batch`` told each batch's size and wait)."""
     shared = None
     if settings.redis_url is not None:
         from shoprec.adapters.redis import RedisStore
@@ -196,12 +241,13 @@ def accelerated_search(settings: Settings) -> AcceleratedSearch:
         batch_wait_s=settings.batch_wait_s,
         batch_target_s=settings.batch_target_s,
         run_sync=run_in_threadpool,
+        on_batch=on_batch,
     )
 
 
 def app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` and ``shoprec serve --workers N``: settings from env."""
     settings = Settings.load()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
     sys.setswitchinterval(settings.gil_switch_interval_ms / 1000.0)  # this serving process only
     return create_app(settings)

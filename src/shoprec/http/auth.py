@@ -8,12 +8,14 @@ left on ``request.state.api_key`` for what runs later (rate limits, audit).
 
 No key, or an unknown, malformed or revoked one: 401. A valid key without the role: 403.
 Both go through the one error mapping in :mod:`shoprec.http.errors`. Anonymous requests are
-allowed only on ``search`` routes and only when the ``anonymous_read`` setting is on; never
-on ``events`` or ``admin`` routes.
+allowed only on ``search`` routes and only when the ``anonymous_read`` setting is on, and on
+``/metrics`` as the ``metrics_anonymous`` setting says (by default from loopback clients only);
+never on ``events`` or ``admin`` routes.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
@@ -52,11 +54,15 @@ class Authenticator:
             return value.strip()
         return None
 
-    async def resolve(self, request: Request, role: Role) -> ApiKey | None:
+    async def resolve(
+        self, request: Request, role: Role, anonymous: Callable[[Request], bool] | None = None
+    ) -> ApiKey | None:
+        """The request's key if it may act as ``role``; None for an anonymous request that is
+        allowed (a search with ``anonymous_read`` on, or one ``anonymous`` lets in)."""
         request.state.api_key = None
         presented = self.presented_key(request)
         if presented is None:
-            if role == "search" and self.anonymous_read:
+            if (role == "search" and self.anonymous_read) or (anonymous is not None and anonymous(request)):
                 return None
             raise AuthenticationError(
                 f"this endpoint needs an API key with the {role!r} role: "
@@ -68,12 +74,14 @@ class Authenticator:
         request.state.api_key = key
         return require(key, role)
 
-    def guard(self, role: Role) -> Callable[[Request], Awaitable[None]]:
+    def guard(
+        self, role: Role, anonymous: Callable[[Request], bool] | None = None
+    ) -> Callable[[Request], Awaitable[None]]:
         """A route guard: lets the request through if its key may act as ``role`` (or it is an
-        anonymous read and those are allowed), else 401 or 403."""
+        anonymous read and those are allowed, or ``anonymous`` lets it in), else 401 or 403."""
 
         async def guard(request: Request) -> None:
-            await self.resolve(request, role)
+            await self.resolve(request, role, anonymous)
 
         guard.__name__ = f"require_{role}"
         return guard
@@ -83,3 +91,12 @@ def actor(request: Request) -> str:
     """Who made the request, for the audit log: ``key:<key_id>`` or ``anonymous``."""
     key: ApiKey | None = getattr(request.state, "api_key", None)
     return f"key:{key.key_id}" if key is not None else "anonymous"
+
+
+def from_loopback(request: Request) -> bool:
+    """Whether the client's address is a loopback one (127.0.0.0/8, ::1)."""
+    host = request.client.host if request.client is not None else None
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:  # not an address (a test client's name)
+        return False

@@ -48,6 +48,7 @@ class Overload:
         self.settings = settings
         self.limiter = limiter
         self.clock = clock
+        self.rate_limited_total = 0  # refused with 429
         self.limits = ClientLimits(
             anonymous_per_s=settings.rate_limit_anonymous_per_s,
             anonymous_burst=settings.rate_limit_anonymous_burst,
@@ -100,6 +101,7 @@ class Overload:
         else:
             decision = self.limiter.check(bucket, limit)
         if not decision.allowed:
+            self.rate_limited_total += 1
             raise RateLimitedError(
                 f"rate limit of {limit.rate_per_s:g} requests/s (burst {limit.burst:g}) exceeded",
                 retry_after_s=decision.retry_after_s,

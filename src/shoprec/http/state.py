@@ -1,5 +1,5 @@
 """What the routes share: the runtime holding the live version, the event sink, the search
-accelerator, overload control, the audit log and the hit renderer (:class:`AppServices`),
+accelerator, overload control, the audit log, the hit renderer and the metrics (:class:`AppServices`),
 and the guards each role's routes run (:class:`Guards`)."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from shoprec.serving.recommend import RecommendService
 from shoprec.serving.runtime import Live, Runtime
 from shoprec.serving.search import SearchService
 from shoprec.settings import Settings
-from shoprec.types import EventSink
+from shoprec.types import EventSink, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class AppServices:
     overload: Overload
     renderer: HitRenderer
     audit: AuditLog | None = None
+    metrics: Metrics | None = None  # None: metrics off
 
     def live(self) -> Live | None:
         """The version this request leased (see ``LeaseMiddleware``), else the current one."""

@@ -6,8 +6,9 @@ base64. The store keeps, per key, a random 16-byte salt and PBKDF2-HMAC-SHA256(s
 the secret itself is never written anywhere. Lookup is by ``key_id`` and the comparison is
 :func:`hmac.compare_digest` (constant time).
 
-Roles: ``search`` (read endpoints), ``events`` (post events), ``admin`` (registry, reload,
-keys; admin implies the other two). See :meth:`ApiKey.allows` and :func:`require`.
+Roles: ``search`` (read endpoints), ``events`` (post events), ``metrics`` (scrape
+``/metrics``), ``admin`` (registry, reload, keys; admin implies the other three). See
+:meth:`ApiKey.allows` and :func:`require`.
 
 The store is one JSON file, written atomically (temporary file + rename, mode 0600) under an
 exclusive ``flock`` on ``<store>.lock``, so the CLI and running servers may share it; a
@@ -48,7 +49,7 @@ from typing import Any, Final, Literal, cast, get_args
 from shoprec.atomicio import write_json
 from shoprec.errors import ConfigError, NotFoundError, RequestError
 
-Role = Literal["search", "events", "admin"]
+Role = Literal["search", "events", "metrics", "admin"]
 ROLES: Final[tuple[Role, ...]] = get_args(Role)
 KEY_PREFIX: Final = "sr_"
 STORE_VERSION: Final = 1

@@ -52,12 +52,15 @@ class AcceleratedSearch:
         batch_target_s: float | None = 0.02,
         clock: Callable[[], float] = time.perf_counter,
         run_sync: Callable[[Callable[[], Any]], Awaitable[Any]] = _to_thread,
+        on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
+        """``on_batch``: told each encoder batch's size and wait (see :class:`DynamicBatcher`)."""
         self.cache = cache
         self._batch_args: dict[str, Any] = {
             "max_batch_size": batch_max_size,
             "batch_wait_s": batch_wait_s,
             "target_batch_s": batch_target_s,
+            "on_batch": on_batch,
         }
         self._clock = clock
         self._run_sync = run_sync

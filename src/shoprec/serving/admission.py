@@ -300,6 +300,7 @@ class LevelChooser:
             quality_loss_budget=self.quality_loss_budget,
             thresholds=self.thresholds,
         )
+        self.last_chosen: LadderLevel = self.policy.levels[0]  # the level of the last search admitted
         self._rate_index = 0
         self._rate_busy_s = -math.inf  # the last time the arrival rate needed the current level or a cheaper one
         self._plans: dict[str, LevelPlan] = {}
@@ -348,6 +349,7 @@ class LevelChooser:
         index = max(index, self._rate_level(now, load))
         for level in levels[index:]:
             if level.p50_ms < remaining_ms:
+                self.last_chosen = level
                 return level
         return None
 

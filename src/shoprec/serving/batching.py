@@ -64,7 +64,10 @@ class DynamicBatcher(Generic[In, Out]):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         executor: Executor | None = None,
         smoothing: float = 0.3,
+        on_batch: Callable[[int, float], None] | None = None,
     ) -> None:
+        """``on_batch(size, wait_s)`` is called as each batch starts: its size, and how long
+        its oldest item waited for it to close (the metrics' batch histograms)."""
         if not isinstance(max_batch_size, int) or max_batch_size < 1:
             raise ConfigError(f"max_batch_size must be a positive integer, got {max_batch_size!r}")
         if not isinstance(min_batch_size, int) or not 1 <= min_batch_size <= max_batch_size:
@@ -84,6 +87,7 @@ class DynamicBatcher(Generic[In, Out]):
         self._sleep = sleep
         self._executor = executor
         self._smoothing = smoothing
+        self._on_batch = on_batch
         self._queue: list[_Pending[In, Out]] = []
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -166,6 +170,8 @@ class DynamicBatcher(Generic[In, Out]):
         loop = asyncio.get_running_loop()
         items = [p.item for p in batch]
         started = self._clock()
+        if self._on_batch is not None:
+            self._on_batch(len(items), started - batch[0].enqueued_at)
         try:
             results = await loop.run_in_executor(self._executor, self._call, items)
         except Exception as exc:  # the batch's own failure: only its callers see it

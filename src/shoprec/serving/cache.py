@@ -257,13 +257,16 @@ class SearchCache:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.invalidated_total = 0
+        # lookups in Redis (after a local miss) and their hits, by cache: read by the metrics
+        self.shared_lookups = {"embedding": 0, "result": 0}
+        self.shared_hits = {"embedding": 0, "result": 0}
 
     # --- embeddings -----------------------------------------------------------------
     def get_embedding(self, query: str, model_version: str) -> FloatArray | None:
         key = embedding_key(query, model_version)
         vec = self.embeddings.get(key)
         if vec is None and self.shared is not None:
-            raw = self._shared_get(_emb_redis_key(key))
+            raw = self._shared_lookup("embedding", _emb_redis_key(key))
             if raw is not None:
                 vec = np.frombuffer(raw, dtype=np.float32).copy()
                 self.embeddings.put(key, vec)
@@ -318,7 +321,7 @@ class SearchCache:
     def _get_result(self, digest: str) -> CachedResult | None:
         value = self.results.get(digest)
         if value is None and self.shared is not None:
-            raw = self._shared_get(_res_redis_key(digest))
+            raw = self._shared_lookup("result", _res_redis_key(digest))
             if raw is not None:
                 value = CachedResult.from_json(raw)
                 self._put_local(digest, value)
@@ -468,8 +471,12 @@ class SearchCache:
             self._subscription = None
 
     # --- Redis, failing soft --------------------------------------------------------
-    def _shared_get(self, key: str) -> bytes | None:
-        return self._shared_call(lambda s: s.get(key))
+    def _shared_lookup(self, cache: str, key: str) -> bytes | None:
+        self.shared_lookups[cache] += 1
+        raw = self._shared_call(lambda s: s.get(key))
+        if raw is not None:
+            self.shared_hits[cache] += 1
+        return raw
 
     def _shared_call(self, command: Callable[[SharedStore], V]) -> V | None:
         assert self.shared is not None

@@ -16,6 +16,7 @@ only the pointer (:mod:`shoprec.registry_pointer`), never the registry package.
 
 from __future__ import annotations
 
+import collections
 import gc
 import logging
 import os
@@ -34,12 +35,15 @@ from shoprec.security.audit import AuditLog
 from shoprec.serving.recommend import RecommendService
 from shoprec.serving.search import SearchService
 from shoprec.settings import Settings
+from shoprec.types import ModelCounts
 
 log = logging.getLogger(__name__)
 
 Services = tuple[SearchService, RecommendService | None]
 BuildServices = Callable[[Bundle], Services]
 LoadBundle = Callable[[Path], Bundle]
+# the codes of the errors that say a signature did not check out (security/crypto.py)
+SIGNATURE_ERROR_CODES = frozenset({"signature_error", "unsigned", "untrusted_signer", "bad_signature"})
 
 
 @dataclass(eq=False)
@@ -125,6 +129,11 @@ class Runtime:
         self._load_lock = threading.Lock()
         self.load_error: str | None = None
         self._refused_registry: str | None = None
+        # what the metrics read: versions switched in, swaps, refusals by error code, signature checks
+        self.loads_total = 0
+        self.swaps_total = 0
+        self.refused_total: collections.Counter[str] = collections.Counter()
+        self.signature_checks: collections.Counter[str] = collections.Counter()
         if not settings.require_signature:
             log.warning(
                 "artifact signature verification is OFF (require_signature=false): any artifacts "
@@ -153,6 +162,18 @@ class Runtime:
                 with self._cond:
                     live.inflight -= 1
                     self._cond.notify_all()
+
+    def counts(self) -> ModelCounts:
+        """The version serving and the counts since start, for the metrics."""
+        live = self._current
+        return ModelCounts(
+            version=live.version if live is not None else None,
+            model_id=live.bundle.model_id if live is not None else None,
+            loads=self.loads_total,
+            swaps=self.swaps_total,
+            refused=dict(self.refused_total),
+            signature_checks=dict(self.signature_checks),
+        )
 
     def require(self) -> Live:
         live = self._current
@@ -196,6 +217,10 @@ class Runtime:
             except Exception as exc:
                 current = self._current
                 detail = f"{type(exc).__name__}: {exc}"
+                reason = str(getattr(exc, "code", "unexpected_error"))
+                self.refused_total[reason] += 1
+                if reason in SIGNATURE_ERROR_CODES:
+                    self.signature_checks["rejected"] += 1
                 if current is None:
                     self.load_error = detail
                 log.error("refused artifacts %s: %s", folder, detail)
@@ -225,6 +250,10 @@ class Runtime:
             self._current = live
         self.load_error = None
         b = live.bundle
+        self.loads_total += 1
+        self.swaps_total += old is not None and old is not live
+        if b.signer is not None:
+            self.signature_checks["verified"] += 1
         log.info("serving version %s (%s) from %s", b.version, b.model_id, b.folder)
         self._record(
             "model.load",

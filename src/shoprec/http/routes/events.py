@@ -54,4 +54,8 @@ async def accept(services: AppServices, body: EventsIn, now: float) -> EventsAcc
     recommend = services.recommend
     if recommend is not None:
         recommend.add(batch)
+    metrics = services.metrics
+    if metrics is not None:
+        applied = batch if search is not None else []
+        metrics.events(n, len(applied), [now - e.timestamp for e in applied])
     return EventsAccepted(accepted=n, unknown_items=unknown[:100])

@@ -256,6 +256,9 @@ class SearchHandler:
         else:
             result, cached, timings = await self._admitted(service, query, deadline)
         level = (result.level or "full") if p.pipeline == "full" else p.pipeline
+        metrics = self.services.metrics
+        if metrics is not None:
+            metrics.search(level, timings, cached)
         if self.sample_audit():
             results = [h.product_id for h in result.hits]
             details = {"q": p.q, "k": p.k, "pipeline": result.pipeline, "model_version": service.bundle.version}
