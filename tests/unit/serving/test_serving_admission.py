@@ -451,3 +451,15 @@ def test_with_degradation_off_the_chooser_keeps_the_best_level_whatever_the_load
     assert busy.measured == (FULL, HYBRID, BM25) and busy.pipeline_runs_inline("bm25", 1.0)
     degrading = LevelChooser([FULL, HYBRID, BM25], quality_loss_budget=1.0, utilization_target=0.5)
     assert degrading.choose(pressure=100.0, now=1.0, remaining_ms=1000.0, load=flood) is BM25
+
+
+def test_with_two_cores_full_quality_holds_while_searches_use_a_fraction_of_them() -> None:
+    """The rule counts the cores the searches can use: at 40/s full (20 ms) keeps 0.8 core busy,
+    well within 2 cores x 0.5, so it stays at full where one core's budget steps down."""
+    clock = FakeClock()
+    one, two = rate_gate(clock, parallelism=1.0), rate_gate(FakeClock(), parallelism=2.0)
+    assert _admit_at_rate(one, clock, 40, 2)[-1] != "full"
+    clock2 = two.clock
+    assert isinstance(clock2, FakeClock)
+    assert set(_admit_at_rate(two, clock2, 40, 2)) == {"full"}
+    assert _admit_at_rate(two, clock2, 120, 2)[-1] != "full"  # 2.4 cores: more than it has
