@@ -45,3 +45,13 @@ def test_the_lexical_pipeline_answers_as_the_shared_candidate_path(
             assert lean.ranker == shared.ranker == "none" and lean.pipeline == "bm25"
             assert "retrieve_ms" in lean.timings_ms and "total_ms" in lean.timings_ms
     assert service.search("cordless drill", pipeline="bm25").hits  # not vacuous
+
+
+def test_a_deep_page_gets_as_many_results_as_the_catalog_allows(tiny_static_artifacts: Path) -> None:
+    """Each retriever gives at least k candidates, whatever the configured depth: k = 25 over
+    ranked depths of 3 still answers 25 products (the tiny shop has 30)."""
+    service = SearchService(load_bundle(tiny_static_artifacts), lexical_candidates=3, dense_candidates=3)
+    for pipeline in ("full", "hybrid", "dense"):
+        res = service.search("cordless drill", k=25, pipeline=pipeline)  # type: ignore[arg-type]
+        assert len(res.hits) == 25, pipeline
+    assert len(service.search("cordless drill", k=3, pipeline="full").hits) == 3

@@ -152,17 +152,20 @@ class SearchService:
         effort: Effort | None = None,
         match_features: bool = True,
         timings: dict[str, float] | None = None,
+        at_least: int = 0,
     ) -> CandidateSet:
         """The candidate rows and their retrieval scores; ``match_features`` (which query
         tokens each candidate's title and text hold, title BM25) only for the learned ranker.
-        ``timings`` gets each stage's ms: ``lexical_ms``, ``ann_ms``, ``union_ms``, ``match_ms``."""
+        ``timings`` gets each stage's ms: ``lexical_ms``, ``ann_ms``, ``union_ms``, ``match_ms``.
+        Each retriever gives at least ``at_least`` candidates (a search for k results asks for
+        k, so a deep page is as full as the catalog allows)."""
         b = self.bundle
         clock = self._clock
         times = timings if timings is not None else {}
         t = clock()
         effort = effort or Effort()
-        n_lexical = effort.lexical_candidates or self.lexical_candidates
-        n_dense = effort.dense_candidates or self.dense_candidates
+        n_lexical = max(at_least, effort.lexical_candidates or self.lexical_candidates)
+        n_dense = max(at_least, effort.dense_candidates or self.dense_candidates)
         ef_search = effort.ef_search or self.ef_search
         lex_rows = np.zeros(0, dtype=np.int64)
         if use_lexical:
@@ -243,7 +246,7 @@ class SearchService:
         t0 = clock()
         allowed = self.bundle.catalog.allowed(filters)
         if pipeline == "bm25" and not explain:
-            lexical_hits = self._lexical_hits(query, k, allowed, effort, timings)
+            lexical_hits = self._lexical_hits(query, k, allowed, timings)
             timings["total_ms"] = (clock() - t0) * 1000
             return SearchResult(hits=lexical_hits, pipeline=pipeline, ranker="none", timings_ms=timings)
         t = clock()
@@ -262,6 +265,7 @@ class SearchService:
             effort=effort,
             match_features=pipeline == "full" and self.bundle.ranker is not None,
             timings=timings,
+            at_least=k,
         )
         timings["retrieve_ms"] = (clock() - t) * 1000
         ranker_name = "none"
@@ -310,15 +314,14 @@ class SearchService:
         query: str,
         k: int,
         allowed: npt.NDArray[np.bool_] | None,
-        effort: Effort | None,
         timings: dict[str, float],
     ) -> list[Hit]:
         """The ``bm25`` pipeline without the candidate set the other pipelines share (no
         query features, rank arrays or fusion inputs): the same hits as :meth:`candidates`
         followed by the final top-k, for about half the work of the cheapest ladder level."""
         t = self._clock()
-        n_lexical = (effort.lexical_candidates if effort else None) or self.lexical_candidates
-        rows, scores = self.bundle.lexical.top(query, min(k, n_lexical), allowed)
+        # the candidates would be the best max(k, lexical_candidates) rows: their top k is the best k
+        rows, scores = self.bundle.lexical.top(query, k, allowed)
         timings["retrieve_ms"] = (self._clock() - t) * 1000
         products = self.bundle.catalog.products
         return [Hit(products[row].id, score) for row, score in zip(rows.tolist(), scores.tolist(), strict=True)]
