@@ -5,7 +5,8 @@
 - trust: ``sign``, ``verify``, ``encrypt``, ``keys new-signing-key|new-data-key|create|revoke|list``,
   ``audit verify``;
 - the model registry: ``registry push|list|promote|rollback``;
-- speed: ``optimize``, ``bench encoder``.
+- speed: ``optimize``, ``bench encoder``;
+- off the request path: ``worker`` (the event stream into the near-line state), ``jobs``.
 
 Commands whose ``--json`` flag is set print one JSON object as their last stdout line.
 """
@@ -944,6 +945,34 @@ def _optimize_commands(sub: Any) -> None:
     b.set_defaults(func=cmd_bench_encoder)
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from shoprec.adapters.worker import worker_from_settings
+
+    settings = Settings.load()
+    worker = worker_from_settings(settings, consumer=args.consumer)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    print(
+        f"worker {worker.options.consumer} of group {worker.options.group} on {worker.keys.events} "
+        f"({settings.redis_url})",
+        file=sys.stderr,
+    )
+    totals = worker.run(stop, until_idle=args.until_idle)
+    print(json.dumps({"applied": totals.applied, "acked": totals.acked, "dead_lettered": totals.dead_lettered}))
+    return 0
+
+
+def _worker_commands(sub: Any) -> None:
+    p = sub.add_parser("worker", help="apply the Redis event stream to the shared near-line state (consumer group)")
+    p.add_argument("--consumer", help="this consumer's name in the group (default: host-pid)")
+    p.add_argument("--until-idle", action="store_true", help="stop once nothing is pending or new")
+    p.set_defaults(func=cmd_worker)
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="shoprec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -951,7 +980,14 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"shoprec {__version__}")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = ap.add_subparsers(dest="command", required=True)
-    for add_commands in (_data_commands, _eval_commands, _trust_commands, _registry_commands, _optimize_commands):
+    for add_commands in (
+        _data_commands,
+        _eval_commands,
+        _trust_commands,
+        _registry_commands,
+        _optimize_commands,
+        _worker_commands,
+    ):
         add_commands(sub)
     return ap
 

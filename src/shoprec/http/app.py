@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shoprec import __version__
 from shoprec.adapters.eventlog import JsonlEventLog
+from shoprec.errors import ConfigError
 from shoprec.http import errors as http_errors
 from shoprec.http.auth import Authenticator
 from shoprec.http.fastpath import FastPath, FastPathStats
@@ -36,7 +37,7 @@ from shoprec.security.audit import AuditLog
 from shoprec.serving.accelerated import AcceleratedSearch, apply_remote_update
 from shoprec.serving.cache import SearchCache
 from shoprec.serving.looplag import LoopLagMonitor
-from shoprec.serving.recommend import RecommendService
+from shoprec.serving.recommend import NearlineReader, RecommendService
 from shoprec.serving.runtime import Runtime
 from shoprec.serving.search import SearchService
 from shoprec.serving.services import build_services, replay_posted_events
@@ -62,6 +63,9 @@ def create_app(
     """Build the app. Without ``search`` the artifacts in ``settings`` (or the registry's
     current version) load in the background at start-up; ``/readyz`` says when they are in.
     ``keys`` and ``audit`` default to the files named by the settings."""
+    nearline = None
+    if events is None and settings.events_backend == "redis":
+        events, nearline = event_stream(settings)
     sink = events or JsonlEventLog(settings.data_dir / "events.jsonl")
     if keys is None and settings.keys_file is not None:
         keys = KeyStore(settings.keys_file, wall_clock)
@@ -70,7 +74,7 @@ def create_app(
     accelerated = accelerated_search(settings)
     runtime = Runtime(
         settings,
-        lambda bundle: build_services(settings, sink, bundle),
+        lambda bundle: build_services(settings, sink, bundle, nearline),
         audit=audit,
         clock=wall_clock,
         on_retired=lambda old: accelerated.retire_from_thread(old.search),
@@ -172,6 +176,32 @@ def _lifespan(
             await run_in_threadpool(accelerated.cache.close)
 
     return lifespan
+
+
+def event_stream(settings: Settings) -> tuple[EventSink, NearlineReader]:
+    """The Redis event stream ``POST /v1/events`` appends to, and the near-line state
+    ``/v1/recommend`` reads (``events_backend=redis``)."""
+    from shoprec.adapters.eventstream import RedisEventStream, StreamKeys
+    from shoprec.adapters.nearline import NearlineStore
+    from shoprec.adapters.redis import RedisStore
+
+    if settings.redis_url is None:
+        raise ConfigError('setting events_backend "redis" needs redis_url')
+    store = RedisStore(settings.redis_url)
+    sink = RedisEventStream(
+        store,
+        StreamKeys(settings.redis_prefix),
+        max_backlog=settings.events_max_backlog,
+        durability=settings.events_durability,
+        retry_after_s=settings.events_retry_after_s,
+    )
+    return sink, NearlineStore(
+        store,
+        prefix=settings.redis_prefix,
+        max_history=settings.nearline_history_items,
+        row_items=settings.nearline_row_items,
+        popular_items=settings.nearline_popular_items,
+    )
 
 
 def accelerated_search(settings: Settings) -> AcceleratedSearch:

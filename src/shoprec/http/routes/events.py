@@ -1,11 +1,16 @@
 """``POST /v1/events``: shoppers' views, clicks, carts and purchases, appended durably before
-the reply and applied near-line (the next request already sees them)."""
+the reply. With the embedded event log (``events_backend=log``) they are applied at once in this
+process (200: the next request already sees them); with the Redis event stream
+(``events_backend=redis``) they are appended to the stream and ``shoprec worker`` applies them to
+the shared near-line state (202: accepted, visible once applied; docs/EVENTS.md)."""
 
 # no `from __future__ import annotations`: FastAPI reads the routes' annotations, some of
 # them local types built from the settings
+import uuid
 from collections.abc import Callable, Sequence
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from shoprec.http.schemas import EventsAccepted, EventsIn, events_in
@@ -20,19 +25,27 @@ def router(services: AppServices, guards: Sequence[Guard], wall_clock: Callable[
     @routes.post(
         "/v1/events",
         response_model=EventsAccepted,
-        responses={413: {"description": "body too large"}},
+        responses={
+            202: {"model": EventsAccepted, "description": "appended to the event stream; applied near-line"},
+            413: {"description": "body too large"},
+            503: {"description": "the event stream's backlog is at its bound, or Redis is away (Retry-After)"},
+        },
         dependencies=dependencies(guards),
     )
-    async def post_events(body: Body) -> EventsAccepted:  # type: ignore[valid-type]
+    async def post_events(body: Body) -> EventsAccepted | JSONResponse:  # type: ignore[valid-type]
         """Record a batch of user events (appended durably before the reply)."""
-        return await accept(services, body, wall_clock())
+        accepted = await accept(services, body, wall_clock())
+        if services.settings.events_backend == "redis":
+            return JSONResponse(accepted.model_dump(), status_code=202)
+        return accepted
 
     return routes
 
 
 async def accept(services: AppServices, body: EventsIn, now: float) -> EventsAccepted:
-    """Append the batch to the event sink, then apply it to the live version's users and
-    recommender; events without a timestamp happened ``now``."""
+    """Append the batch to the event sink, then (embedded log) apply it to the live version's
+    users and recommender; events without a timestamp happened ``now``, events without an id
+    get a random one (a client that retries a batch should send ids: each id applies once)."""
     batch = [
         Event(
             user_id=e.user_id,
@@ -40,6 +53,7 @@ async def accept(services: AppServices, body: EventsIn, now: float) -> EventsAcc
             type=e.type,
             timestamp=e.timestamp if e.timestamp is not None else now,
             query=e.query,
+            event_id=e.id if e.id is not None else uuid.uuid4().hex,
         )
         for e in body.events
     ]
@@ -49,9 +63,9 @@ async def accept(services: AppServices, body: EventsIn, now: float) -> EventsAcc
         index_of = search.bundle.catalog.index_of
         unknown = sorted({e.item_id for e in batch if e.item_id not in index_of})
     n = await run_in_threadpool(services.events.append, batch)
-    if search is not None:  # near-line: the next request already sees these
+    if search is not None:  # this replica's profiles for personalised search
         search.users.add(batch)
     recommend = services.recommend
-    if recommend is not None:
+    if recommend is not None and services.settings.events_backend == "log":  # near-line, in process
         recommend.add(batch)
     return EventsAccepted(accepted=n, unknown_items=unknown[:100])
