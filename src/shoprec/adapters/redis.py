@@ -262,6 +262,11 @@ class StreamCommands:
         )
         return [entry for _, raw in (reply or ()) for entry in _entries(raw)]
 
+    def read_own_pending(self, stream: str, group: str, consumer: str, *, count: int) -> list[StreamEntry]:
+        """Entries delivered to ``consumer`` and not yet acknowledged (``XREADGROUP ... 0``), oldest first."""
+        reply: Any = self.store.call(lambda r: r.xreadgroup(group, consumer, {stream: "0"}, count=count))
+        return [entry for _, raw in (reply or ()) for entry in _entries(raw)]
+
     def autoclaim(
         self, stream: str, group: str, consumer: str, *, min_idle_ms: int, count: int, start_id: str = "0-0"
     ) -> tuple[str, list[StreamEntry]]:

@@ -2,6 +2,9 @@
 
 One :meth:`StreamWorker.step`:
 
+0. recover: after the worker starts and after Redis was away, the entries already delivered to
+   this consumer and not acknowledged (``XREADGROUP ... 0``) are applied before anything else
+   (a worker restarted under the same ``--consumer`` name resumes where it stopped, in order);
 1. claim: ``XAUTOCLAIM`` the entries some consumer of the group has held longer than
    ``claim_idle_ms`` (a consumer that died, or this one's own failures), and apply them first, so
    a replacement consumer finishes what a dead one had taken before it reads anything new;
@@ -94,6 +97,7 @@ class StreamWorker:
         self.options = options
         self._clock = clock
         self._claim_cursor = "0-0"
+        self._recovering = True
         self._trimmed_at: float | None = None
         self.totals = StepReport()
 
@@ -105,6 +109,14 @@ class StreamWorker:
     def step(self, *, block: bool = True) -> StepReport:
         report = StepReport()
         opts = self.options
+        if self._recovering:
+            own = self.streams.read_own_pending(self.keys.events, opts.group, opts.consumer, count=opts.batch)
+            if own:
+                report.claimed = len(own)
+                self._process(own, report, claimed_now=True)
+                self.totals.add(report)
+                return report
+            self._recovering = False
         cursor, claimed = self.streams.autoclaim(
             self.keys.events,
             opts.group,
@@ -115,7 +127,7 @@ class StreamWorker:
         )
         self._claim_cursor = cursor
         if claimed:
-            report.claimed = len(claimed)
+            report.claimed += len(claimed)
             self._process(claimed, report, claimed_now=True)
         # while claimed entries remain, finish them before reading new ones (stream order)
         if not claimed or cursor == "0-0":
@@ -218,6 +230,7 @@ class StreamWorker:
                 report = self.step(block=not until_idle)
             except SharedStateError as exc:
                 log.warning("worker waiting for Redis: %s", exc.message)
+                self._recovering = True  # what this consumer held is read again first
                 sleep(retry_s)
                 continue
             if until_idle and report.idle:
