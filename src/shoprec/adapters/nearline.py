@@ -95,6 +95,7 @@ local row_items = tonumber(ARGV[5])
 local popular_n = tonumber(ARGV[6])
 local hist = {}
 if user ~= '' then hist = redis.call('LRANGE', prefix .. 'nl:hist:' .. user, 0, history_n - 1) end
+if #ARGV > 6 then hist = {unpack(ARGV, 7)} end
 local rows = {}
 for i = 1, math.min(rows_n, #hist) do
   rows[i] = redis.call('ZREVRANGE', prefix .. 'nl:co:' .. hist[i], 0, row_items - 1, 'WITHSCORES')
@@ -182,6 +183,28 @@ class NearlineStore:
         history_newest_first = [_text(i) for i in reply[0]]
         return NearlineView(
             history=tuple(reversed(history_newest_first)),
+            rows=flatten_rows(reply[1]),
+            popular=tuple((k, v) for row in flatten_rows([reply[2]]) for k, v in row.items()),
+        )
+
+    def view_of(self, history: Sequence[str], *, popular: bool = True) -> NearlineView:
+        """What :meth:`view` reads, for a history given here (oldest first) instead of a user's:
+        for evaluations that score held-out sessions against the shared state."""
+        newest_first = list(reversed(history))[: self.max_history]
+        reply = self.store.run_script(
+            self._view_name,
+            args=[
+                self.prefix,
+                "",
+                self.max_history,
+                self.rule.history_items,
+                self.row_items,
+                self.popular_items if popular else 0,
+                *newest_first,
+            ],
+        )
+        return NearlineView(
+            history=tuple(history),
             rows=flatten_rows(reply[1]),
             popular=tuple((k, v) for row in flatten_rows([reply[2]]) for k, v in row.items()),
         )
