@@ -949,13 +949,36 @@ def cmd_worker(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from shoprec.adapters.worker import worker_from_settings
-
     settings = Settings.load()
-    worker = worker_from_settings(settings, consumer=args.consumer)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
+    if args.jobs:
+        from shoprec.background.jobs import JobRunner
+
+        queue = _job_queue(settings)
+        name = args.consumer or f"runner-{os.getpid()}"
+        # a job runs as long as its timeout while its entry is pending: claim only past that
+        runner = JobRunner(queue, name, reclaim_idle_ms=int((settings.jobs_timeout_s + 60) * 1000))
+        print(f"job runner {name} on {queue.stream} ({settings.redis_url})", file=sys.stderr)
+        runner.run(stop)
+        return 0
+    if args.train:
+        from shoprec.background.training import trainer_from_settings
+
+        trainer = trainer_from_settings(
+            settings,
+            products=args.products,
+            registry=args.registry,
+            base_events=args.base_events,
+            consumer=args.consumer,
+        )
+        print(f"continuous training on {trainer.keys.events}: {trainer.schedule}", file=sys.stderr)
+        trainer.run(stop, until_idle=args.until_idle)
+        return 0
+    from shoprec.adapters.worker import worker_from_settings
+
+    worker = worker_from_settings(settings, consumer=args.consumer)
     print(
         f"worker {worker.options.consumer} of group {worker.options.group} on {worker.keys.events} "
         f"({settings.redis_url})",
@@ -966,11 +989,124 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from shoprec.catalog.loaders import load_events, load_products
+    from shoprec.pipeline.build import BuildOptions
+    from shoprec.registry.continuous import retrain_cycle
+    from shoprec.registry.store import Registry
+    from shoprec.security.audit import AuditLog
+
+    settings = Settings.load()
+    products, _ = load_products(args.products)
+    recent, _ = load_events(args.events)
+    base = load_events(args.base_events)[0] if args.base_events else []
+    decision = retrain_cycle(
+        products,
+        recent,
+        Registry(Path(args.registry)),
+        Path(args.work) if args.work else settings.data_dir / "training" / "work",
+        base_events=base,
+        holdout_fraction=args.holdout if args.holdout is not None else settings.retrain_holdout_fraction,
+        judgments=_opt_path(args.judgments),
+        encoder_dir=_opt_path(args.encoder),
+        options=BuildOptions(recommender_max_train_s=args.max_train_s),
+        signing_key=_opt_path(args.signing_key),
+        audit=AuditLog(settings.audit_log, time.time) if settings.audit_log is not None else None,
+        actor=_cli_actor(),
+    )
+    verdict = "promoted" if decision["promoted"] else "refused"
+    print(f"{decision['candidate']} {verdict} (current was {decision['current']})", file=sys.stderr)
+    print(json.dumps(decision))
+    return 0
+
+
+def _job_queue(settings: Settings) -> Any:
+    from shoprec.adapters.jobs import JobQueue
+    from shoprec.adapters.redis import RedisStore
+
+    if settings.redis_url is None:
+        raise ShoprecError("jobs need Redis: set SHOPREC_REDIS_URL")
+    return JobQueue(RedisStore(settings.redis_url, socket_timeout_s=5.0), settings.redis_prefix)
+
+
+def cmd_jobs_submit(args: argparse.Namespace) -> int:
+    settings = Settings.load()
+    values: dict[str, Any] = {}
+    for item in args.arg or []:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ShoprecError(f"--arg takes NAME=VALUE, got {item!r}")
+        values[name] = value
+    if args.steps:
+        values["steps"] = list(args.steps)
+    timeout_s = min(args.timeout_s or settings.jobs_timeout_s, settings.jobs_timeout_s)
+    job = _job_queue(settings).submit(
+        args.kind, values, max_attempts=args.max_attempts or settings.jobs_max_attempts, timeout_s=timeout_s
+    )
+    print(f"queued job {job.id} ({job.kind})", file=sys.stderr)
+    print(json.dumps(job.public()))
+    return 0
+
+
+def cmd_jobs_list(args: argparse.Namespace) -> int:
+    jobs = _job_queue(Settings.load()).list(args.limit)
+    print(f"{'id':16}  {'kind':8}  {'status':9}  attempts  progress")
+    for j in jobs:
+        print(f"{j.id:16}  {j.kind:8}  {j.status:9}  {j.attempts}/{j.max_attempts}       {j.progress[:60]}")
+    if args.json:
+        print(json.dumps({"jobs": [j.public() for j in jobs]}))
+    return 0
+
+
+def cmd_jobs_show(args: argparse.Namespace) -> int:
+    print(json.dumps(_job_queue(Settings.load()).get(args.id).public(), indent=None if args.json else 2))
+    return 0
+
+
 def _worker_commands(sub: Any) -> None:
-    p = sub.add_parser("worker", help="apply the Redis event stream to the shared near-line state (consumer group)")
-    p.add_argument("--consumer", help="this consumer's name in the group (default: host-pid)")
+    from shoprec.core.jobs import JOB_KINDS
+
+    p = sub.add_parser("worker", help="work off the request path: the event stream (default), jobs, or training")
+    p.add_argument("--consumer", help="this consumer's name in its group (default: host-pid); keep it across restarts")
     p.add_argument("--until-idle", action="store_true", help="stop once nothing is pending or new")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--jobs", action="store_true", help="run queued background jobs instead")
+    mode.add_argument("--train", action="store_true", help="continuous training: schedule retrain jobs on new events")
+    p.add_argument("--products", help="--train: the catalog the retrained versions are built from")
+    p.add_argument("--registry", help="--train: the registry the retrained versions are pushed to and promoted in")
+    p.add_argument("--base-events", help="--train: events every retrain also learns from (the first training set)")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("retrain", help="one continuous-training cycle: build on recent events, push, promote via gates")
+    p.add_argument("--products", required=True)
+    p.add_argument("--events", required=True, help="the recent events (JSON Lines or CSV, as build --events)")
+    p.add_argument("--base-events", help="events every retrain also learns from")
+    p.add_argument("--registry", required=True)
+    p.add_argument("--holdout", type=float, help="the most recent share held out for evaluation (default: setting)")
+    p.add_argument("--judgments", help="search validation set for the gates (default: the one stored in artifacts)")
+    p.add_argument("--encoder")
+    p.add_argument("--work", help="folder for the candidate (default: <data_dir>/training/work)")
+    p.add_argument("--signing-key", help="sign the candidate before pushing it")
+    p.add_argument("--max-train-s", type=float, default=300.0, help="the sequential recommender's training budget")
+    p.set_defaults(func=cmd_retrain)
+
+    p = sub.add_parser("jobs", help="background jobs: submit, list, show")
+    js = p.add_subparsers(dest="jobs_command", required=True)
+    j = js.add_parser("submit", help="queue a job for `shoprec worker --jobs`")
+    j.add_argument("kind", choices=JOB_KINDS)
+    j.add_argument("--arg", action="append", metavar="NAME=VALUE", help="a job argument (see docs/EVENTS.md)")
+    j.add_argument("--steps", nargs="*", help="optimize: the steps")
+    j.add_argument("--max-attempts", type=int)
+    j.add_argument("--timeout-s", type=float)
+    j.set_defaults(func=cmd_jobs_submit)
+    j = js.add_parser("list", help="the most recent jobs")
+    j.add_argument("--limit", type=int, default=50)
+    j.add_argument("--json", action="store_true")
+    j.set_defaults(func=cmd_jobs_list)
+    j = js.add_parser("show", help="one job's record: status, attempts, progress, result, errors")
+    j.add_argument("id")
+    j.add_argument("--json", action="store_true", help="one line")
+    j.set_defaults(func=cmd_jobs_show)
 
 
 def parser() -> argparse.ArgumentParser:

@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     nearline_history_ttl_s: PositiveInt = 30 * 86_400
     nearline_row_items: Annotated[int, Field(ge=1, le=100_000)] = 200
     nearline_popular_items: Annotated[int, Field(ge=1, le=100_000)] = 500
+    # continuous training (`shoprec worker --train`): a retrain job every N new events or T seconds,
+    # evaluated against the current version on the most recent share of the events
+    retrain_every_events: PositiveInt = 50_000
+    retrain_every_s: PositiveFloat = 3600.0
+    retrain_holdout_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
     # background jobs (queued in Redis, run by `shoprec worker --jobs`)
     jobs_timeout_s: PositiveFloat = 3600.0
     jobs_max_attempts: Annotated[int, Field(ge=1, le=100)] = 3

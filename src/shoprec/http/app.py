@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from shoprec import __version__
 from shoprec.adapters.eventlog import JsonlEventLog
+from shoprec.adapters.jobs import JobQueue
 from shoprec.errors import ConfigError
 from shoprec.http import errors as http_errors
 from shoprec.http.auth import Authenticator
@@ -28,6 +29,7 @@ from shoprec.http.render import HitRenderer
 from shoprec.http.routes import admin as admin_routes
 from shoprec.http.routes import catalog as catalog_routes
 from shoprec.http.routes import events as events_routes
+from shoprec.http.routes import jobs as jobs_routes
 from shoprec.http.routes import ops as ops_routes
 from shoprec.http.routes import recommend as recommend_routes
 from shoprec.http.routes import search as search_routes
@@ -117,6 +119,7 @@ def create_app(
     app.state.guards = guards
     app.state.search_fast_path = FastPathStats()
     http_errors.install(app)
+    jobs = job_queue(settings)
     for resource in (
         ops_routes.router(services),
         search_routes.router(fields, handler, renderer, guards.search),
@@ -124,6 +127,7 @@ def create_app(
         recommend_routes.router(services, guards.search),
         events_routes.router(services, guards.events, wall_clock),
         admin_routes.router(services, guards.admin),
+        *([jobs_routes.router(services, jobs, guards.admin)] if jobs is not None else []),
     ):
         # The resource's routes (tags, dependencies and responses already resolved by its
         # router) go straight into the app's router: FastAPI's include_router keeps an
@@ -202,6 +206,15 @@ def event_stream(settings: Settings) -> tuple[EventSink, NearlineReader]:
         row_items=settings.nearline_row_items,
         popular_items=settings.nearline_popular_items,
     )
+
+
+def job_queue(settings: Settings) -> JobQueue | None:
+    """The background job queue (None without Redis: then there are no job routes)."""
+    if settings.redis_url is None:
+        return None
+    from shoprec.adapters.redis import RedisStore
+
+    return JobQueue(RedisStore(settings.redis_url), settings.redis_prefix)
 
 
 def accelerated_search(settings: Settings) -> AcceleratedSearch:
