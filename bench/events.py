@@ -3,6 +3,7 @@ of the near-line state against the batch-built models.
 
     .venv/bin/python bench/events.py [--train CLICKS] [--test CLICKS] [--rate 2500] [--batch 25]
         [--max-events N] [--appendfsync always|everysec|no] [--json]
+    .venv/bin/python bench/events.py --durability-cost [--threads 8] [--batch 25] [--max-events N]
 
 Defaults: the YOOCHOOSE sample in ../shared/data/yoochoose (read in place, never copied).
 
@@ -313,6 +314,72 @@ def evaluate(redis_url: str, train: list[Click], test: list[Click]) -> dict[str,
     return out
 
 
+# --------------------------------------------------------------------------- durability cost
+
+
+def durability_cost(clicks: list[Click], batch: int, threads: int) -> list[dict[str, Any]]:
+    """The append alone (no HTTP, no worker): ``threads`` clients appending ``batch``-event
+    batches to a redis-server under each AOF setting; events/s and per-batch p50/p99."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shoprec.adapters.eventstream import RedisEventStream, StreamKeys
+    from shoprec.adapters.redis import RedisStore
+    from shoprec.types import Event
+
+    events = [Event(f"s{c.session}", c.item, "click", c.time, event_id=f"c{c.row}") for c in clicks]
+    batches = [events[i : i + batch] for i in range(0, len(events), batch)]
+    rows = []
+    for appendfsync in ("always", "everysec", "no"):
+        with tempfile.TemporaryDirectory(prefix="shoprec-aof-") as tmp:
+            port = free_port()
+            aof = (
+                ["--appendonly", "no"] if appendfsync == "no" else ["--appendonly", "yes", "--appendfsync", appendfsync]
+            )
+            redis = subprocess.Popen(
+                [
+                    shutil.which("redis-server") or "redis-server",
+                    "--port",
+                    str(port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    *aof,
+                    "--dir",
+                    tmp,
+                ],  # fmt: skip
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            try:
+                store = RedisStore(f"redis://127.0.0.1:{port}/0", socket_timeout_s=10)
+                wait_until(store.ping, "redis-server", 30)
+                sink = RedisEventStream(store, StreamKeys(PREFIX), max_backlog=10**8, durability="unchecked")
+                latencies: list[float] = []
+
+                def append(b: list[Event], sink: RedisEventStream = sink, out: list[float] = latencies) -> None:
+                    t = time.perf_counter()
+                    sink.append(b)
+                    out.append((time.perf_counter() - t) * 1000)
+
+                start = time.perf_counter()
+                with ThreadPoolExecutor(threads) as pool:
+                    list(pool.map(append, batches))
+                elapsed = time.perf_counter() - start
+            finally:
+                redis.terminate()
+                redis.wait(timeout=30)
+        rows.append(
+            {
+                "appendfsync": appendfsync,
+                "events_per_s": round(len(events) / elapsed),
+                "batch_p50_ms": round(percentile(latencies, 50), 2),
+                "batch_p99_ms": round(percentile(latencies, 99), 2),
+            }
+        )
+    return rows
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -330,12 +397,25 @@ def main() -> int:
     ap.add_argument("--max-events", type=int, help="replay only the first N training clicks (the batch models too)")
     ap.add_argument("--appendfsync", choices=("always", "everysec", "no"), default="always")
     ap.add_argument("--cache", type=Path, default=REPO / ".shoprec/bench-events")
+    ap.add_argument("--durability-cost", action="store_true", help="only time the append under each AOF setting")
+    ap.add_argument("--threads", type=int, default=8, help="--durability-cost: concurrent appending clients")
     ap.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
     args = ap.parse_args()
 
     train, test = read_clicks(args.train), read_clicks(args.test)
     if args.max_events:
         train = train[: args.max_events]
+    if args.durability_cost:
+        rows = durability_cost(train, args.batch, args.threads)
+        print(
+            f"| appendfsync | events/s ({args.threads} clients, {args.batch} a batch) | batch p50 ms | batch p99 ms |"
+        )
+        print("|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['appendfsync']} | {r['events_per_s']:,} | {r['batch_p50_ms']} | {r['batch_p99_ms']} |")
+        if args.json:
+            print(json.dumps({"durability_cost": rows}))
+        return 0
     items = sorted({c.item for c in train} | {c.item for c in test})
     t = time.perf_counter()
     artifacts = build_artifacts(items, args.cache)
