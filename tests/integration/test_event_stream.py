@@ -141,12 +141,20 @@ def test_events_reach_every_replica_through_the_worker(
         wait_ready(a)
         wait_ready(b)
         item = ITEMS[5]
+        known_before = b.get("/v1/recommend", params={"user_id": "U0"}).json()["history_length"]
+        assert known_before > 0  # U0's events are in the artifacts
         r = a.post("/v1/events", json={"events": [{"user_id": "shopper", "item_id": item, "type": "purchase"}]})
         assert r.status_code == 202 and r.json() == {"accepted": 1, "unknown_items": []}
+        assert (
+            a.post("/v1/events", json={"events": [{"user_id": "U0", "item_id": item, "type": "view"}]}).status_code
+            == 202
+        )
         # accepted, not applied: no worker yet
         assert b.get("/v1/recommend", params={"user_id": "shopper"}).json()["history_length"] == 0
         workers(durable_redis.url, "w1")
         wait_for(lambda: b.get("/v1/recommend", params={"user_id": "shopper"}).json()["history_length"] == 1, "b")
+        wait_for(lambda: b.get("/v1/recommend", params={"user_id": "U0"}).json()["history_length"] > known_before, "U0")
+        assert b.get("/v1/recommend", params={"user_id": "U0"}).json()["history_length"] == known_before + 1
         seen_by_a = a.get("/v1/recommend", params={"user_id": "shopper", "k": 20}).json()
         assert seen_by_a["history_length"] == 1 and item not in {x["id"] for x in seen_by_a["results"]}
         bad = a.post("/v1/events", json={"events": [{"user_id": "u", "item_id": item, "type": "kick"}]})

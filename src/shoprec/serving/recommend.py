@@ -74,6 +74,7 @@ class RecommendService:
         self.catalog = catalog
         self.nearline = nearline
         self.rule = rule
+        self.max_history = max_history
         self.popularity = popularity
         self.cooccurrence = cooccurrence
         self.sequential = sequential
@@ -169,10 +170,9 @@ class RecommendService:
         filters: Filters | None = None,
     ) -> Recommendations:
         view = self.nearline.view(user_id) if self.nearline is not None else None
-        if view is not None:
-            history = list(view.history)
-        else:
-            history = self.history(user_id) if user_id else []
+        history = self.history(user_id) if user_id else []  # what the artifacts' events told
+        if view is not None:  # then what the stream added since, shared by every replica
+            history = (history + list(view.history))[-self.max_history :]
         pop = self._catalog_scores(self.popularity.items, self.popularity.scores())
         if view is not None:
             self._add_items(pop, view.popular)
@@ -202,15 +202,13 @@ class RecommendService:
         allowed = self.catalog.allowed(filters or Filters())  # never a product taken off sale
         if allowed is not None:
             scores[~allowed] = -np.inf
-        if exclude_seen and user_id and view is not None:
-            for item in history:
+        if exclude_seen and user_id:
+            with self._lock:
+                seen = set(self._seen.get(user_id, ()))
+            for item in seen.union(history):
                 row = self.catalog.index_of.get(item)
                 if row is not None:
                     scores[row] = -np.inf
-        elif exclude_seen and user_id:
-            with self._lock:
-                for item in self._seen.get(user_id, ()):
-                    scores[self.catalog.index_of[item]] = -np.inf
         order = [int(i) for i in top_k(scores, k) if np.isfinite(scores[i])]
         items = [(self.catalog.products[i].id, float(scores[i])) for i in order]
         return Recommendations(items=items, strategy=strategy, history_length=len(history))
