@@ -35,7 +35,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 
-from events import DEFAULT_DATA, free_port, read_clicks, wait_until  # noqa: E402
+from events import DEFAULT_DATA, free_port, read_clicks, redis_up, wait_until  # noqa: E402
 
 
 def main() -> int:
@@ -77,8 +77,11 @@ def main() -> int:
         )
         JsonlEventLog(tmp / "base.jsonl").append(base)
         judgments = tmp / "judgments.csv"
+        # the exact item is relevant (3), its neighbour in id order is not (1): gains need a floor
+        step = max(1, len(items) // 200)
         judgments.write_text(
-            "query,product_id,relevance\n" + "".join(f"item {i},{i},3\n" for i in items[:: max(1, len(items) // 200)])
+            "query,product_id,relevance\n"
+            + "".join(f"item {i},{i},3\nitem {i},{items[n - 1]},1\n" for n, i in enumerate(items) if n % step == 1)
         )
         options = BuildOptions(recommender_max_train_s=args.max_train_s, ladder=False)
         t = time.perf_counter()
@@ -112,8 +115,8 @@ def main() -> int:
             stderr=subprocess.DEVNULL,
         )
         try:
+            wait_until(lambda: redis_up(port), "redis-server", 30)
             store = RedisStore(f"redis://127.0.0.1:{port}/0", socket_timeout_s=10)
-            wait_until(store.ping, "redis-server", 30)
             keys, audit = StreamKeys("ct:"), AuditLog(tmp / "audit.jsonl", time.time)
             queue = JobQueue(store, "ct:")
             job_args = {

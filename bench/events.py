@@ -94,6 +94,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def redis_up(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 def build_artifacts(items: list[str], cache: Path) -> Path:
     """Artifacts over ``items`` (titles "item <id>"), built once per item set."""
     from shoprec.pipeline.build import BuildOptions, build
@@ -174,13 +183,7 @@ class Processes:
         self.procs.append(subprocess.Popen(argv, env=getattr(self, "env", None), stdout=log, stderr=log))
 
     def _redis_up(self) -> bool:
-        port = int(self.redis_url.rsplit(":", 1)[1].split("/")[0])
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
-        except OSError:
-            return False
+        return redis_up(int(self.redis_url.rsplit(":", 1)[1].split("/")[0]))
 
     def _ready(self) -> bool:
         try:
@@ -352,8 +355,8 @@ def durability_cost(clicks: list[Click], batch: int, threads: int) -> list[dict[
                 stderr=subprocess.DEVNULL,
             )
             try:
+                wait_until(lambda port=port: redis_up(port), "redis-server", 30)
                 store = RedisStore(f"redis://127.0.0.1:{port}/0", socket_timeout_s=10)
-                wait_until(store.ping, "redis-server", 30)
                 sink = RedisEventStream(store, StreamKeys(PREFIX), max_backlog=10**8, durability="unchecked")
                 latencies: list[float] = []
 
