@@ -197,8 +197,15 @@ class RecommendService:
         else:
             scores = np.full(len(self.catalog), -np.inf, dtype=np.float32)
         # Popularity fills what the personal model leaves (and serves unknown users).
+        # below every model score, in popularity order: popularity scaled into [floor - 2, floor - 1]
+        # (an offset like -1e6 would leave float32 too coarse to tell popularities apart)
         fallback = np.isneginf(scores)
-        scores = np.where(fallback, -1e6 + np.nan_to_num(pop, neginf=-1e6) * 1e-3, scores).astype(np.float32)
+        finite = scores[~fallback]
+        floor = float(finite.min()) if finite.size else 0.0
+        known = np.nan_to_num(pop.astype(np.float64), neginf=0.0)
+        top = float(known.max(initial=0.0))
+        share = known / top if top > 0 else known
+        scores = np.where(fallback, floor - 2.0 + share, scores).astype(np.float32)
         allowed = self.catalog.allowed(filters or Filters())  # never a product taken off sale
         if allowed is not None:
             scores[~allowed] = -np.inf
