@@ -87,9 +87,12 @@ def workers() -> Iterator[Callable[..., WorkerProcess]]:
         worker.stop()
 
 
-def stream_settings(tmp_path: Path, artifacts: Path, redis_url: str, **overrides: Any) -> tuple[Any, dict[str, str]]:
+def stream_settings(
+    tmp_path: Path, artifacts: Path, redis_url: str, roles: tuple[Any, ...] = ("search", "events"), **overrides: Any
+) -> tuple[Any, dict[str, str]]:
     return unsigned_settings(
         tmp_path,
+        roles,
         artifacts=artifacts,
         events_backend="redis",
         redis_url=redis_url,
@@ -98,8 +101,10 @@ def stream_settings(tmp_path: Path, artifacts: Path, redis_url: str, **overrides
     )
 
 
-def stream_app(tmp_path: Path, artifacts: Path, redis_url: str, **overrides: Any) -> tuple[Any, dict[str, str]]:
-    settings, headers = stream_settings(tmp_path, artifacts, redis_url, **overrides)
+def stream_app(
+    tmp_path: Path, artifacts: Path, redis_url: str, roles: tuple[Any, ...] = ("search", "events"), **overrides: Any
+) -> tuple[Any, dict[str, str]]:
+    settings, headers = stream_settings(tmp_path, artifacts, redis_url, roles, **overrides)
     return create_app(settings), headers
 
 
@@ -169,7 +174,12 @@ def test_the_backlog_bound_answers_503_until_a_worker_drains_it(
     workers: Callable[..., WorkerProcess],
 ) -> None:
     app, headers = stream_app(
-        tmp_path, tiny_static_artifacts, redis_server.url, events_max_backlog=30, events_durability="unchecked"
+        tmp_path,
+        tiny_static_artifacts,
+        redis_server.url,
+        roles=("events", "search", "admin"),
+        events_max_backlog=30,
+        events_durability="unchecked",
     )
     events = shop_events(45)
     with live_server(app).client(headers=headers) as api:
@@ -182,10 +192,15 @@ def test_the_backlog_bound_answers_503_until_a_worker_drains_it(
         full = api.post("/v1/events", json={"events": [as_json(e) for e in events[30:40]]})
         assert full.status_code == 503 and full.json()["error"] == "backlog_full"
         assert full.headers["Retry-After"] == "1"
+        status = api.get("/v1/admin/events").json()
+        assert status["backlog"] == 30 and status["max_backlog"] == 30 and status["groups"] == []
         workers(redis_server.url, "w1", worker_trim_interval_s=0)
         assert post_until_accepted(api, events[30:45]) == 15
-    p = Pipeline(redis_server.url, PREFIX)
-    wait_for(lambda: applied(p) == 45, "all 45 applied")
+        p = Pipeline(redis_server.url, PREFIX)
+        wait_for(lambda: applied(p) == 45, "all 45 applied")
+        status = api.get("/v1/admin/events").json()
+        assert status["applied"] == 45 and status["duplicates"] == 0 and status["dead_letters"] == 0
+        assert [g["name"] for g in status["groups"]] == ["nearline"]
 
 
 def test_a_worker_killed_mid_replay_leaves_the_state_of_one_clean_pass(

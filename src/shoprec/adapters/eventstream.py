@@ -19,6 +19,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from shoprec.adapters.redis import RedisStore, StreamCommands, next_id
 from shoprec.core.nearline import encode_entry
@@ -126,6 +127,26 @@ class RedisEventStream:
 
     def backlog(self) -> int:
         return self.streams.length(self.keys.events)
+
+    def status(self) -> dict[str, Any]:
+        """The stream's backlog, each consumer group, the dead letters and the workers' counters."""
+        counters = self.store.call(lambda r: r.hgetall(self.keys.worker_stats))
+        return {
+            "backlog": self.backlog(),
+            "max_backlog": self.max_backlog,
+            "groups": [
+                {
+                    "name": str(g["name"]),
+                    "consumers": int(g.get("consumers", 0)),
+                    "pending": int(g.get("pending", 0)),
+                    "last_delivered_id": str(g.get("last-delivered-id", "")),
+                    "lag": None if g.get("lag") is None else int(g["lag"]),
+                }
+                for g in self.streams.groups(self.keys.events)
+            ],
+            "dead_letters": self.streams.length(self.keys.dead_letters),
+            "dead_lettered": int(counters.get(b"dead_lettered", counters.get("dead_lettered", 0))),
+        }
 
 
 def safe_trim_id(groups: Sequence[tuple[int, str | None, str]]) -> str | None:

@@ -18,7 +18,9 @@ from starlette.concurrency import run_in_threadpool
 
 from shoprec import __version__
 from shoprec.adapters.eventlog import JsonlEventLog
+from shoprec.adapters.eventstream import RedisEventStream
 from shoprec.adapters.jobs import JobQueue
+from shoprec.adapters.nearline import NearlineStore
 from shoprec.errors import ConfigError
 from shoprec.http import errors as http_errors
 from shoprec.http.auth import Authenticator
@@ -39,7 +41,7 @@ from shoprec.security.audit import AuditLog
 from shoprec.serving.accelerated import AcceleratedSearch, apply_remote_update
 from shoprec.serving.cache import SearchCache
 from shoprec.serving.looplag import LoopLagMonitor
-from shoprec.serving.recommend import NearlineReader, RecommendService
+from shoprec.serving.recommend import RecommendService
 from shoprec.serving.runtime import Runtime
 from shoprec.serving.search import SearchService
 from shoprec.serving.services import build_services, replay_posted_events
@@ -65,9 +67,10 @@ def create_app(
     """Build the app. Without ``search`` the artifacts in ``settings`` (or the registry's
     current version) load in the background at start-up; ``/readyz`` says when they are in.
     ``keys`` and ``audit`` default to the files named by the settings."""
-    nearline = None
+    nearline = stream = None
     if events is None and settings.events_backend == "redis":
-        events, nearline = event_stream(settings)
+        stream, nearline = event_stream(settings)
+        events = stream
     sink = events or JsonlEventLog(settings.data_dir / "events.jsonl")
     if keys is None and settings.keys_file is not None:
         keys = KeyStore(settings.keys_file, wall_clock)
@@ -128,6 +131,7 @@ def create_app(
         events_routes.router(services, guards.events, wall_clock),
         admin_routes.router(services, guards.admin),
         *([jobs_routes.router(services, jobs, guards.admin)] if jobs is not None else []),
+        *([events_routes.admin_router(stream, nearline, guards.admin)] if stream and nearline else []),
     ):
         # The resource's routes (tags, dependencies and responses already resolved by its
         # router) go straight into the app's router: FastAPI's include_router keeps an
@@ -182,11 +186,10 @@ def _lifespan(
     return lifespan
 
 
-def event_stream(settings: Settings) -> tuple[EventSink, NearlineReader]:
+def event_stream(settings: Settings) -> tuple[RedisEventStream, NearlineStore]:
     """The Redis event stream ``POST /v1/events`` appends to, and the near-line state
     ``/v1/recommend`` reads (``events_backend=redis``)."""
-    from shoprec.adapters.eventstream import RedisEventStream, StreamKeys
-    from shoprec.adapters.nearline import NearlineStore
+    from shoprec.adapters.eventstream import StreamKeys
     from shoprec.adapters.redis import RedisStore
 
     if settings.redis_url is None:

@@ -11,8 +11,11 @@ from collections.abc import Callable, Sequence
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from shoprec.adapters.eventstream import RedisEventStream
+from shoprec.adapters.nearline import NearlineStore
 from shoprec.http.schemas import EventsAccepted, EventsIn, events_in
 from shoprec.http.state import AppServices, Guard, dependencies
 from shoprec.types import Event
@@ -69,3 +72,41 @@ async def accept(services: AppServices, body: EventsIn, now: float) -> EventsAcc
     if recommend is not None and services.settings.events_backend == "log":  # near-line, in process
         recommend.add(batch)
     return EventsAccepted(accepted=n, unknown_items=unknown[:100])
+
+
+class GroupOut(BaseModel):
+    name: str
+    consumers: int
+    pending: int
+    last_delivered_id: str
+    lag: int | None
+
+
+class StreamStatus(BaseModel):
+    backlog: int
+    max_backlog: int
+    groups: list[GroupOut]
+    dead_letters: int
+    dead_lettered: int
+    applied: int
+    duplicates: int
+
+
+def admin_router(stream: RedisEventStream, nearline: NearlineStore, guards: Sequence[Guard]) -> APIRouter:
+    """``GET /v1/admin/events``: the event stream's state (admin role; ``events_backend=redis`` only)."""
+    routes = APIRouter(tags=["admin"], dependencies=dependencies(guards))
+
+    @routes.get("/v1/admin/events", response_model=StreamStatus)
+    async def stream_status() -> StreamStatus:
+        """Backlog (and its bound), each consumer group's pending entries and lag, dead letters,
+        and how many events the workers applied and found already applied."""
+
+        def read() -> StreamStatus:
+            stats = nearline.stats()
+            return StreamStatus(
+                **stream.status(), applied=stats.get("applied", 0), duplicates=stats.get("duplicates", 0)
+            )
+
+        return await run_in_threadpool(read)
+
+    return routes
