@@ -156,10 +156,14 @@ def test_events_reach_every_replica_through_the_worker(
         )
         # accepted, not applied: no worker yet
         assert b.get("/v1/recommend", params={"user_id": "shopper"}).json()["history_length"] == 0
+        query = {"q": "drill", "user_id": "shopper"}
+        assert a.get("/v1/search", params=query).json()["personalized"] is False
         workers(durable_redis.url, "w1")
         wait_for(lambda: b.get("/v1/recommend", params={"user_id": "shopper"}).json()["history_length"] == 1, "b")
         wait_for(lambda: b.get("/v1/recommend", params={"user_id": "U0"}).json()["history_length"] > known_before, "U0")
         assert b.get("/v1/recommend", params={"user_id": "U0"}).json()["history_length"] == known_before + 1
+        # the profile for personalised search is shared too (read at most once a second per user)
+        wait_for(lambda: b.get("/v1/search", params=query).json()["personalized"] is True, "a shared profile")
         seen_by_a = a.get("/v1/recommend", params={"user_id": "shopper", "k": 20}).json()
         assert seen_by_a["history_length"] == 1 and item not in {x["id"] for x in seen_by_a["results"]}
         bad = a.post("/v1/events", json={"events": [{"user_id": "u", "item_id": item, "type": "kick"}]})

@@ -5,6 +5,8 @@ Keys (``P`` is the ``redis_prefix`` setting)::
     P nl:pop              ZSET  item -> popularity (event weights summed)
     P nl:co:<item>        ZSET  next item -> co-occurrence weight
     P nl:hist:<user>      LIST  the user's items, newest first (``nearline_history_items`` kept)
+    P nl:prof:<user>      HASH  item -> the user's profile weight for it (view 0.5 ... purchase 3)
+    P nl:buy:<user>       SET   the items the user purchased
     P nl:applied:<id>     STRING an applied event id (expires after ``events_dedupe_ttl_s``)
     P nl:stats            HASH  applied / duplicates counters
 
@@ -28,7 +30,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from shoprec.adapters.redis import RedisStore
-from shoprec.core.nearline import DEFAULT_RULE, EVENT_WEIGHTS, CoOccurrenceRule, NearlineView, flatten_rows
+from shoprec.core.nearline import (
+    DEFAULT_RULE,
+    EVENT_WEIGHTS,
+    PROFILE_WEIGHTS,
+    CoOccurrenceRule,
+    NearlineView,
+    flatten_rows,
+)
 from shoprec.types import Event
 
 _APPLY = """
@@ -45,17 +54,22 @@ local function holds(key, kind)
   return t == 'none' or t == kind
 end
 local applied, total, refused = 0, 0, {}
-for i = 7, #ARGV, 4 do
+for i = 7, #ARGV, 6 do
   total = total + 1
   local id, user, item, weight = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local profile_weight, purchase = ARGV[i + 4], ARGV[i + 5] == '1'
   local seen = prefix .. 'nl:applied:' .. id
   local hkey = prefix .. 'nl:hist:' .. user
+  local pkey = prefix .. 'nl:prof:' .. user
+  local bkey = prefix .. 'nl:buy:' .. user
   local co = prefix .. 'nl:co:'
   if redis.call('EXISTS', seen) == 0 then
     local bad = nil
     if not holds(hkey, 'list') then bad = hkey
     elseif not holds(co .. item, 'zset') then bad = co .. item
     elseif not holds(pop, 'zset') then bad = pop
+    elseif not holds(pkey, 'hash') then bad = pkey
+    elseif not holds(bkey, 'set') then bad = bkey
     elseif not holds(seen, 'string') then bad = seen end
     local recent = {}
     if not bad then
@@ -76,6 +90,12 @@ for i = 7, #ARGV, 4 do
       redis.call('LTRIM', hkey, 0, max_history - 1)
       redis.call('EXPIRE', hkey, history_ttl)
       redis.call('ZINCRBY', pop, weight, item)
+      redis.call('HINCRBYFLOAT', pkey, item, profile_weight)
+      redis.call('EXPIRE', pkey, history_ttl)
+      if purchase then
+        redis.call('SADD', bkey, item)
+        redis.call('EXPIRE', bkey, history_ttl)
+      end
       redis.call('SET', seen, '1', 'EX', dedupe_ttl)
       applied = applied + 1
     end
@@ -162,7 +182,14 @@ class NearlineStore:
         for e in events:
             if not e.event_id:
                 raise ValueError("near-line events need an event_id")
-            args += [e.event_id, e.user_id, e.item_id, repr(EVENT_WEIGHTS[e.type])]
+            args += [
+                e.event_id,
+                e.user_id,
+                e.item_id,
+                repr(EVENT_WEIGHTS[e.type]),
+                repr(PROFILE_WEIGHTS[e.type]),
+                "1" if e.type == "purchase" else "0",
+            ]
         applied, refused = self.store.run_script(self._apply_name, args=args)
         errors = {int(refused[i]) - 1: _text(refused[i + 1]) for i in range(0, len(refused), 2)}
         return ApplyResult(int(applied), errors)
@@ -209,6 +236,19 @@ class NearlineStore:
             popular=tuple((k, v) for row in flatten_rows([reply[2]]) for k, v in row.items()),
         )
 
+    def profile_items(self, user_id: str) -> tuple[dict[str, float], frozenset[str]]:
+        """The user's profile weight per item and purchased items, as the stream left them."""
+
+        def run(r: Any) -> tuple[Any, Any]:
+            pipe = r.pipeline(transaction=False)
+            pipe.hgetall(f"{self.prefix}nl:prof:{user_id}")
+            pipe.smembers(f"{self.prefix}nl:buy:{user_id}")
+            weights, bought = pipe.execute()
+            return weights, bought
+
+        weights, bought = self.store.call(run)
+        return {_text(k): float(v) for k, v in weights.items()}, frozenset(_text(i) for i in bought)
+
     def stats(self) -> dict[str, int]:
         raw = self.store.call(lambda r: r.hgetall(f"{self.prefix}nl:stats"))
         return {_text(k): int(v) for k, v in raw.items()}
@@ -218,7 +258,7 @@ class NearlineStore:
         that compare two states. Scans, so not for the request path."""
 
         def run(r: Any) -> dict[str, Any]:
-            out: dict[str, Any] = {"pop": {}, "co": {}, "hist": {}}
+            out: dict[str, Any] = {"pop": {}, "co": {}, "hist": {}, "prof": {}, "buy": {}}
             out["pop"] = {_text(k): float(v) for k, v in r.zrange(f"{self.prefix}nl:pop", 0, -1, withscores=True)}
             for key in r.scan_iter(match=f"{self.prefix}nl:co:*", count=1000):
                 item = _text(key)[len(f"{self.prefix}nl:co:") :]
@@ -226,6 +266,8 @@ class NearlineStore:
             for key in r.scan_iter(match=f"{self.prefix}nl:hist:*", count=1000):
                 user = _text(key)[len(f"{self.prefix}nl:hist:") :]
                 out["hist"][user] = [_text(i) for i in r.lrange(key, 0, -1)]
+                out["prof"][user] = {_text(k): float(v) for k, v in r.hgetall(f"{self.prefix}nl:prof:{user}").items()}
+                out["buy"][user] = sorted(_text(i) for i in r.smembers(f"{self.prefix}nl:buy:{user}"))
             return out
 
         return self.store.call(run)

@@ -6,6 +6,8 @@ through it gives the batch-built model:
 
 - popularity: each event adds its type's weight (:data:`EVENT_WEIGHTS`) to its item;
 - a user's history: every event's item, newest first, the last ``history_items`` kept;
+- a user's profile: per item, the sum of :data:`PROFILE_WEIGHTS` of their events on it, and the
+  items they purchased (a profile is linear in these: any replica folds them over its catalog);
 - co-occurrence: an item ``b`` following ``a`` at distance ``d <= window`` in a user's history
   adds ``1/d`` to ``a -> b`` and ``backward_weight/d`` to ``b -> a``
   (:func:`shoprec.core.sequences.cooccurrence_pairs`, one event at a time).
@@ -30,6 +32,8 @@ from shoprec.errors import DataError
 from shoprec.types import EVENT_TYPES, Event
 
 EVENT_WEIGHTS: Mapping[str, float] = {"view": 0.1, "click": 1.0, "cart": 2.0, "purchase": 4.0}
+# what an event adds to its user's profile for personalised search (models/users.py's weights)
+PROFILE_WEIGHTS: Mapping[str, float] = {"view": 0.5, "click": 1.0, "cart": 2.0, "purchase": 3.0}
 ENTRY_FIELD = "e"
 
 

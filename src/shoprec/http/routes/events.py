@@ -47,8 +47,9 @@ def router(services: AppServices, guards: Sequence[Guard], wall_clock: Callable[
 
 async def accept(services: AppServices, body: EventsIn, now: float) -> EventsAccepted:
     """Append the batch to the event sink, then (embedded log) apply it to the live version's
-    users and recommender; events without a timestamp happened ``now``, events without an id
-    get a random one (a client that retries a batch should send ids: each id applies once)."""
+    users and recommender (with the event stream, its worker applies it to the shared state).
+    Events without a timestamp happened ``now``; events without an id get a random one (a client
+    that retries a batch should send ids: each id applies once)."""
     batch = [
         Event(
             user_id=e.user_id,
@@ -66,11 +67,12 @@ async def accept(services: AppServices, body: EventsIn, now: float) -> EventsAcc
         index_of = search.bundle.catalog.index_of
         unknown = sorted({e.item_id for e in batch if e.item_id not in index_of})
     n = await run_in_threadpool(services.events.append, batch)
-    if search is not None:  # this replica's profiles for personalised search
-        search.users.add(batch)
-    recommend = services.recommend
-    if recommend is not None and services.settings.events_backend == "log":  # near-line, in process
-        recommend.add(batch)
+    if services.settings.events_backend == "log":  # near-line, in process
+        if search is not None:
+            search.users.add(batch)
+        recommend = services.recommend
+        if recommend is not None:
+            recommend.add(batch)
     return EventsAccepted(accepted=n, unknown_items=unknown[:100])
 
 
