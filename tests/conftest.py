@@ -78,3 +78,16 @@ def redis_server(tmp_path: Path):  # type: ignore[no-untyped-def]
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture()
+def durable_redis(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A redis-server with the append-only file fsync'd before every reply (appendfsync always):
+    what the event stream needs to keep an acknowledged event through a Redis restart."""
+    from support.redisserver import RedisServer
+
+    server = RedisServer(tmp_path, appendfsync="always").start()
+    try:
+        yield server
+    finally:
+        server.stop()

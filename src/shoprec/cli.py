@@ -5,7 +5,8 @@
 - trust: ``sign``, ``verify``, ``encrypt``, ``keys new-signing-key|new-data-key|create|revoke|list``,
   ``audit verify``;
 - the model registry: ``registry push|list|promote|rollback``;
-- speed: ``optimize``, ``bench encoder``.
+- speed: ``optimize``, ``bench encoder``;
+- off the request path: ``worker`` (the event stream into the near-line state), ``jobs``.
 
 Commands whose ``--json`` flag is set print one JSON object as their last stdout line.
 """
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from shoprec import __version__
+from shoprec.background.commands import add_worker_commands
 from shoprec.errors import ConfigError, ShoprecError
 from shoprec.settings import Settings
 
@@ -961,6 +963,52 @@ def _optimize_commands(sub: Any) -> None:
     b.set_defaults(func=cmd_bench_encoder)
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from shoprec.catalog.loaders import load_events, load_products
+    from shoprec.pipeline.build import BuildOptions
+    from shoprec.registry.continuous import retrain_cycle
+    from shoprec.registry.store import Registry
+    from shoprec.security.audit import AuditLog
+
+    settings = Settings.load()
+    products, _ = load_products(args.products)
+    recent, _ = load_events(args.events)
+    base = load_events(args.base_events)[0] if args.base_events else []
+    decision = retrain_cycle(
+        products,
+        recent,
+        Registry(Path(args.registry)),
+        Path(args.work) if args.work else settings.data_dir / "training" / "work",
+        base_events=base,
+        holdout_fraction=args.holdout if args.holdout is not None else settings.retrain_holdout_fraction,
+        judgments=_opt_path(args.judgments),
+        encoder_dir=_opt_path(args.encoder),
+        options=BuildOptions(recommender_max_train_s=args.max_train_s),
+        signing_key=_opt_path(args.signing_key),
+        audit=AuditLog(settings.audit_log, time.time) if settings.audit_log is not None else None,
+        actor=_cli_actor(),
+    )
+    verdict = "promoted" if decision["promoted"] else "refused"
+    print(f"{decision['candidate']} {verdict} (current was {decision['current']})", file=sys.stderr)
+    print(json.dumps(decision))
+    return 0
+
+
+def _retrain_commands(sub: Any) -> None:
+    p = sub.add_parser("retrain", help="one continuous-training cycle: build on recent events, push, promote via gates")
+    p.add_argument("--products", required=True)
+    p.add_argument("--events", required=True, help="the recent events (JSON Lines or CSV, as build --events)")
+    p.add_argument("--base-events", help="events every retrain also learns from")
+    p.add_argument("--registry", required=True)
+    p.add_argument("--holdout", type=float, help="the most recent share held out for evaluation (default: setting)")
+    p.add_argument("--judgments", help="search validation set for the gates (default: the one stored in artifacts)")
+    p.add_argument("--encoder")
+    p.add_argument("--work", help="folder for the candidate (default: <data_dir>/training/work)")
+    p.add_argument("--signing-key", help="sign the candidate before pushing it")
+    p.add_argument("--max-train-s", type=float, default=300.0, help="the sequential recommender's training budget")
+    p.set_defaults(func=cmd_retrain)
+
+
 def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="shoprec", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -968,7 +1016,15 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"shoprec {__version__}")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = ap.add_subparsers(dest="command", required=True)
-    for add_commands in (_data_commands, _eval_commands, _trust_commands, _registry_commands, _optimize_commands):
+    for add_commands in (
+        _data_commands,
+        _eval_commands,
+        _trust_commands,
+        _registry_commands,
+        _optimize_commands,
+        _retrain_commands,
+        add_worker_commands,
+    ):
         add_commands(sub)
     return ap
 

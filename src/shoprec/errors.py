@@ -15,7 +15,8 @@
     │   └── RateLimitedError          429  the client's token bucket is empty (carries Retry-After)
     ├── NotReadyError                 503  the service has no artifacts loaded yet
     ├── OverloadedError               503  shed: the queue is full (carries Retry-After)
-    │   └── DeadlineExceededError     503  the request's deadline cannot be met, so it was not started
+    │   ├── DeadlineExceededError     503  the request's deadline cannot be met, so it was not started
+    │   └── BacklogFullError          503  the event stream's unacknowledged backlog is at its bound
     ├── SharedStateError              503  Redis (shared caches, limits) unreachable or refused; callers fall back
     └── DependencyError               500  an optional dependency is missing (with an install hint)
 
@@ -133,6 +134,12 @@ class OverloadedError(ShoprecError):
 
 class DeadlineExceededError(OverloadedError):
     code = "deadline_exceeded"
+
+
+class BacklogFullError(OverloadedError):
+    """The event stream holds ``events_max_backlog`` entries not yet acknowledged: nothing was appended."""
+
+    code = "backlog_full"
 
 
 class SharedStateError(ShoprecError):

@@ -113,6 +113,42 @@ class Settings(BaseSettings):
     ssl_keyfile: Path | None = None
     # shared state across replicas (rate limits; caches): redis://host:port/db, None = in-process only
     redis_url: str | None = None
+    # the event stream: "log" appends POST /v1/events to <data_dir>/events.jsonl and applies them in
+    # process (the embedded default); "redis" appends them to a Redis Stream (needs redis_url) that
+    # `shoprec worker` applies to the near-line state every replica reads (docs/EVENTS.md)
+    events_backend: Literal["log", "redis"] = "log"
+    # key prefix of the stream, the near-line state, the jobs and the worker's counters in Redis
+    redis_prefix: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9:_.-]+$")] = "shoprec:"
+    # what Redis must promise before a 202: "always" = AOF fsync'd before the reply, "everysec" = at
+    # most a second of acknowledged events lost on a power cut, "unchecked" = not checked (tests)
+    events_durability: Literal["always", "everysec", "unchecked"] = "always"
+    # POST /v1/events answers 503 + Retry-After while the stream holds this many entries not yet
+    # acknowledged by every consumer group (the stream is trimmed only past what all acknowledged)
+    events_max_backlog: PositiveInt = 200_000
+    events_retry_after_s: PositiveFloat = 1.0
+    # an event id is remembered this long once applied: redeliveries and client retries within it apply once
+    events_dedupe_ttl_s: PositiveInt = 86_400
+    # the worker: its consumer group, batch, how long a dead consumer's entries wait before another
+    # claims them, deliveries before an event goes to the dead-letter stream
+    worker_group: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9:_.-]+$")] = "nearline"
+    worker_batch: Annotated[int, Field(ge=1, le=10_000)] = 500
+    worker_block_ms: Annotated[int, Field(ge=1, le=60_000)] = 200
+    worker_claim_idle_ms: NonNegativeInt = 30_000
+    worker_max_deliveries: Annotated[int, Field(ge=1, le=1000)] = 5
+    worker_trim_interval_s: NonNegativeFloat = 1.0
+    # near-line state: items kept per user history, co-occurrence entries read per history item
+    nearline_history_items: Annotated[int, Field(ge=1, le=1000)] = 50
+    nearline_history_ttl_s: PositiveInt = 30 * 86_400
+    nearline_row_items: Annotated[int, Field(ge=1, le=100_000)] = 200
+    nearline_popular_items: Annotated[int, Field(ge=1, le=100_000)] = 500
+    # continuous training (`shoprec worker --train`): a retrain job every N new events or T seconds,
+    # evaluated against the current version on the most recent share of the events
+    retrain_every_events: PositiveInt = 50_000
+    retrain_every_s: PositiveFloat = 3600.0
+    retrain_holdout_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    # background jobs (queued in Redis, run by `shoprec worker --jobs`)
+    jobs_timeout_s: PositiveFloat = 3600.0
+    jobs_max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     # rate limits (token buckets): None = no limit. A key's own rate_limit_per_s wins over the default.
     rate_limit_anonymous_per_s: RateOrUnset = None
     rate_limit_anonymous_burst: RateOrUnset = None  # None: 2x the rate
@@ -223,6 +259,8 @@ class Settings(BaseSettings):
             )
         if self.redis_url is not None and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"setting redis_url must be a redis://, rediss:// or unix:// URL, got {self.redis_url!r}")
+        if self.events_backend == "redis" and self.redis_url is None:
+            raise ConfigError('setting events_backend "redis" needs redis_url')
         return self
 
     def __setattr__(self, name: str, value: Any) -> NoReturn:

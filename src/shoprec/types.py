@@ -35,13 +35,15 @@ class Product:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One user interaction. ``timestamp`` is Unix seconds."""
+    """One user interaction. ``timestamp`` is Unix seconds. ``event_id`` names it for
+    idempotency (the event stream applies an id once); None where nothing needs it."""
 
     user_id: str
     item_id: str
     type: EventType
     timestamp: float
     query: str | None = None
+    event_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

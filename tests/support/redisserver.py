@@ -23,13 +23,16 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, appendfsync: str | None = None) -> None:
+        """``appendfsync`` ("always", "everysec"): run with the append-only file on, as a
+        deployment that promises durable writes does; None: no persistence at all."""
         self.binary = shutil.which("redis-server")
         if self.binary is None:
             pytest.skip("redis-server is not installed")
         self.workdir = workdir
         self.port = port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.appendfsync = appendfsync
 
     @property
     def url(self) -> str:
@@ -46,8 +49,8 @@ class RedisServer:
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
+                *(["--appendonly", "no"] if self.appendfsync is None else []),
+                *(["--appendonly", "yes", "--appendfsync", self.appendfsync] if self.appendfsync else []),
                 "--dir",
                 str(self.workdir),
                 "--protected-mode",

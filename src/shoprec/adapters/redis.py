@@ -8,13 +8,15 @@ doubles on each further failure (up to ``backoff_max_s``), during which every ca
 call after the backoff tries again; a success resets the backoff. Callers catch
 ``SharedStateError`` and carry on with their in-process state.
 
-Three groups of commands:
+Four groups of commands:
 
 * keys and sets with a TTL (the shared cache tier),
 * publish / subscribe (cache invalidations and catalog updates reaching other replicas),
 * Lua scripts (atomic read-modify-write, e.g. shared token buckets): register a script once
   by name, run it by name; redis-py's ``Script`` sends ``EVALSHA`` and reloads the script
-  when a restarted Redis has forgotten it.
+  when a restarted Redis has forgotten it,
+* streams and consumer groups (the event stream and the job queue): entries are
+  ``(id, {field: value})`` with ids and fields as ``str``.
 """
 
 from __future__ import annotations
@@ -208,6 +210,156 @@ class RedisStore:
         if script is None:
             raise SharedStateError(f"no Lua script registered as {name!r}")
         return self.call(lambda r: script(keys=list(keys), args=list(args), client=r))
+
+
+StreamEntry = tuple[str, dict[str, str]]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _entries(raw: Any) -> list[StreamEntry]:
+    """redis-py's stream entries (a deleted entry claimed by XAUTOCLAIM comes back as None)."""
+    out: list[StreamEntry] = []
+    for entry in raw or ():
+        if entry is None:
+            continue
+        entry_id, fields = entry
+        out.append((_text(entry_id), {_text(k): _text(v) for k, v in (fields or {}).items()}))
+    return out
+
+
+class StreamCommands:
+    """Streams and consumer groups over a :class:`RedisStore` (its backoff and errors)."""
+
+    def __init__(self, store: RedisStore) -> None:
+        self.store = store
+
+    def create_group(self, stream: str, group: str, start_id: str = "0") -> bool:
+        """Create ``group`` on ``stream`` (and the stream), reading from ``start_id``; False if it exists."""
+
+        def run(r: redis.Redis) -> bool:
+            try:
+                r.xgroup_create(stream, group, id=start_id, mkstream=True)
+            except redis.exceptions.ResponseError as exc:
+                if "BUSYGROUP" in str(exc):
+                    return False
+                raise
+            return True
+
+        return self.store.call(run)
+
+    def add(self, stream: str, fields: dict[str, str]) -> str:
+        return _text(self.store.call(lambda r: r.xadd(stream, fields)))  # type: ignore[arg-type]
+
+    def read_group(
+        self, stream: str, group: str, consumer: str, *, count: int, block_ms: int | None
+    ) -> list[StreamEntry]:
+        """New entries for ``consumer`` (``>``), waiting up to ``block_ms`` for the first."""
+        reply: Any = self.store.call(
+            lambda r: r.xreadgroup(group, consumer, {stream: ">"}, count=count, block=block_ms)
+        )
+        return [entry for _, raw in (reply or ()) for entry in _entries(raw)]
+
+    def read_own_pending(self, stream: str, group: str, consumer: str, *, count: int) -> list[StreamEntry]:
+        """Entries delivered to ``consumer`` and not yet acknowledged (``XREADGROUP ... 0``), oldest first."""
+        reply: Any = self.store.call(lambda r: r.xreadgroup(group, consumer, {stream: "0"}, count=count))
+        return [entry for _, raw in (reply or ()) for entry in _entries(raw)]
+
+    def autoclaim(
+        self, stream: str, group: str, consumer: str, *, min_idle_ms: int, count: int, start_id: str = "0-0"
+    ) -> tuple[str, list[StreamEntry]]:
+        """Entries pending longer than ``min_idle_ms`` with any consumer, now ``consumer``'s
+        (each claim counts a delivery); returns the cursor to continue from ("0-0": done)."""
+        reply = self.store.call(
+            lambda r: r.xautoclaim(stream, group, consumer, min_idle_ms, start_id=start_id, count=count)
+        )
+        return _text(reply[0]), _entries(reply[1])
+
+    def deliveries(self, stream: str, group: str, entry_ids: list[str]) -> dict[str, int]:
+        """How many times each pending entry of ``entry_ids`` was delivered (absent: not pending)."""
+        if not entry_ids:
+            return {}
+        lo, hi = min(entry_ids, key=_id_key), max(entry_ids, key=_id_key)
+        wanted = set(entry_ids)
+
+        def run(r: redis.Redis) -> list[Any]:
+            return list(r.xpending_range(stream, group, min=lo, max=hi, count=len(entry_ids) + 10_000))
+
+        return {
+            eid: int(p["times_delivered"]) for p in self.store.call(run) if (eid := _text(p["message_id"])) in wanted
+        }
+
+    def ack(self, stream: str, group: str, entry_ids: list[str]) -> int:
+        if not entry_ids:
+            return 0
+        return int(self.store.call(lambda r: r.xack(stream, group, *entry_ids)))
+
+    def dead_letter(
+        self, stream: str, group: str, entry_id: str, dead_stream: str, fields: dict[str, str], counter: tuple[str, str]
+    ) -> None:
+        """Append ``fields`` to ``dead_stream``, acknowledge ``entry_id`` and count it, in one MULTI."""
+
+        def run(r: redis.Redis) -> None:
+            pipe = r.pipeline(transaction=True)
+            pipe.xadd(dead_stream, fields)  # type: ignore[arg-type]
+            pipe.xack(stream, group, entry_id)
+            pipe.hincrby(counter[0], counter[1], 1)
+            pipe.execute()
+
+        self.store.call(run)
+
+    def length(self, stream: str) -> int:
+        return int(self.store.call(lambda r: r.xlen(stream)))
+
+    def range(self, stream: str, *, start: str = "-", end: str = "+", count: int | None = None) -> list[StreamEntry]:
+        return _entries(self.store.call(lambda r: r.xrange(stream, start, end, count=count)))
+
+    def groups(self, stream: str) -> list[dict[str, Any]]:
+        """``XINFO GROUPS``: name, consumers, pending, last-delivered-id per group ([] without a stream)."""
+
+        def run(r: redis.Redis) -> list[dict[str, Any]]:
+            try:
+                info = r.xinfo_groups(stream)
+            except redis.exceptions.ResponseError as exc:
+                if "no such key" in str(exc).lower():
+                    return []
+                raise
+            return [{_text(k): (_text(v) if isinstance(v, bytes) else v) for k, v in g.items()} for g in info]
+
+        return self.store.call(run)
+
+    def oldest_pending(self, stream: str, group: str) -> str | None:
+        summary = self.store.call(lambda r: r.xpending(stream, group))
+        low = summary.get("min") if summary else None
+        return None if not low else _text(low)
+
+    def trim_before(self, stream: str, min_id: str) -> int:
+        """Delete the entries with ids below ``min_id`` (exact ``MINID`` trim)."""
+        return int(self.store.call(lambda r: r.xtrim(stream, minid=min_id, approximate=False)))
+
+    def config(self, name: str) -> str | None:
+        """One ``CONFIG GET`` value (None when Redis does not say, e.g. a managed Redis refusing CONFIG)."""
+        try:
+            reply = self.store.call(lambda r: r.config_get(name))
+        except SharedStateError:
+            if not self.store.available:
+                raise
+            return None
+        value = reply.get(name) if reply else None
+        return None if value is None else _text(value)
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def next_id(entry_id: str) -> str:
+    """The smallest stream id after ``entry_id``."""
+    ms, seq = _id_key(entry_id)
+    return f"{ms}-{seq + 1}"
 
 
 def _next_message(pubsub: PubSub, timeout_s: float, _client: redis.Redis) -> dict[str, Any] | None:

@@ -725,6 +725,8 @@ def event_to_json(e: Event) -> dict[str, object]:
     }
     if e.query is not None:
         d["query"] = e.query
+    if e.event_id is not None:
+        d["id"] = e.event_id
     return d
 
 
@@ -736,6 +738,7 @@ def event_from_json(d: Mapping[str, Any]) -> Event:
         type=d["type"],
         timestamp=float(d["timestamp"]),
         query=d.get("query"),
+        event_id=None if d.get("id") is None else str(d["id"]),
     )
 
 

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from shoprec.errors import RowError
-from shoprec.types import LoadReport
+from shoprec.errors import DataError, RowError
+from shoprec.types import Event, LoadReport
 
 HEADER = ("sessionid", "itemid", "time")
 
@@ -86,3 +86,21 @@ def hit_and_mrr(ranks: npt.NDArray[np.integer], ks: Sequence[int]) -> dict[str, 
         out[f"hr@{k}"] = float(hit.mean()) if r.size else 0.0
         out[f"mrr@{k}"] = float(np.where(hit, 1.0 / (r + 1), 0.0).mean()) if r.size else 0.0
     return out
+
+
+def time_split(events: Sequence[Event], holdout_fraction: float) -> tuple[list[Event], dict[str, list[str]]]:
+    """The events before the last ``holdout_fraction`` of them (by time), and the held-out slice
+    as next-click sequences: for each user with an event in the slice, their items in time order
+    (the earlier ones are the history) ending at their last event in the slice, so the last item
+    is the held-out target. Users with a single item have nothing to predict from and are left out."""
+    if not 0 < holdout_fraction < 1:
+        raise DataError(f"holdout fraction must be within (0, 1), got {holdout_fraction}")
+    ordered = sorted(events, key=lambda e: e.timestamp)
+    cut = int(round(len(ordered) * (1 - holdout_fraction)))
+    train, held = ordered[:cut], ordered[cut:]
+    held_users = {e.user_id for e in held}
+    sequences: dict[str, list[str]] = {}
+    for e in ordered:
+        if e.user_id in held_users:
+            sequences.setdefault(e.user_id, []).append(e.item_id)
+    return train, {u: s for u, s in sequences.items() if len(s) >= 2}

@@ -19,6 +19,10 @@ from starlette.concurrency import run_in_threadpool
 
 from shoprec import __version__
 from shoprec.adapters.eventlog import JsonlEventLog
+from shoprec.adapters.eventstream import RedisEventStream
+from shoprec.adapters.jobs import JobQueue
+from shoprec.adapters.nearline import NearlineStore
+from shoprec.errors import ConfigError
 from shoprec.http import errors as http_errors
 from shoprec.http.auth import Authenticator, from_loopback
 from shoprec.http.fastpath import FastPath, FastPathStats
@@ -30,6 +34,7 @@ from shoprec.http.render import HitRenderer
 from shoprec.http.routes import admin as admin_routes
 from shoprec.http.routes import catalog as catalog_routes
 from shoprec.http.routes import events as events_routes
+from shoprec.http.routes import jobs as jobs_routes
 from shoprec.http.routes import metrics as metrics_routes
 from shoprec.http.routes import ops as ops_routes
 from shoprec.http.routes import recommend as recommend_routes
@@ -69,6 +74,10 @@ def create_app(
     current version) load in the background at start-up; ``/readyz`` says when they are in.
     ``keys`` and ``audit`` default to the files named by the settings, ``metrics`` to
     Prometheus metrics when the ``metrics`` setting is on."""
+    nearline = stream = None
+    if events is None and settings.events_backend == "redis":
+        stream, nearline = event_stream(settings)
+        events = stream
     sink = events or JsonlEventLog(settings.data_dir / "events.jsonl")
     if keys is None and settings.keys_file is not None:
         keys = KeyStore(settings.keys_file, wall_clock)
@@ -79,7 +88,7 @@ def create_app(
     accelerated = accelerated_search(settings, on_batch=metrics.batch if metrics is not None else None)
     runtime = Runtime(
         settings,
-        lambda bundle: build_services(settings, sink, bundle),
+        lambda bundle: build_services(settings, sink, bundle, nearline),
         audit=audit,
         clock=wall_clock,
         on_retired=lambda old: accelerated.retire_from_thread(old.search),
@@ -130,6 +139,7 @@ def create_app(
         metrics_router.append(
             metrics_routes.router(feed.sync, feed.metrics.render, (authenticator.guard("metrics", anonymous),))
         )
+    jobs = job_queue(settings)
     for resource in (
         ops_routes.router(services),
         *metrics_router,
@@ -138,6 +148,8 @@ def create_app(
         recommend_routes.router(services, guards.search),
         events_routes.router(services, guards.events, wall_clock),
         admin_routes.router(services, guards.admin),
+        *([jobs_routes.router(services, jobs, guards.admin)] if jobs is not None else []),
+        *([events_routes.admin_router(stream, nearline, guards.admin)] if stream and nearline else []),
     ):
         # The resource's routes (tags, dependencies and responses already resolved by its
         # router) go straight into the app's router: FastAPI's include_router keeps an
@@ -216,6 +228,40 @@ def prometheus_metrics(settings: Settings) -> Metrics:
 def metrics_dir(settings: Settings) -> Path:
     """Where the workers' metric files live: ``metrics_dir``, else ``<data_dir>/metrics``."""
     return settings.metrics_dir if settings.metrics_dir is not None else settings.data_dir / "metrics"
+
+
+def event_stream(settings: Settings) -> tuple[RedisEventStream, NearlineStore]:
+    """The Redis event stream ``POST /v1/events`` appends to, and the near-line state
+    ``/v1/recommend`` reads (``events_backend=redis``)."""
+    from shoprec.adapters.eventstream import StreamKeys
+    from shoprec.adapters.redis import RedisStore
+
+    if settings.redis_url is None:
+        raise ConfigError('setting events_backend "redis" needs redis_url')
+    store = RedisStore(settings.redis_url)
+    sink = RedisEventStream(
+        store,
+        StreamKeys(settings.redis_prefix),
+        max_backlog=settings.events_max_backlog,
+        durability=settings.events_durability,
+        retry_after_s=settings.events_retry_after_s,
+    )
+    return sink, NearlineStore(
+        store,
+        prefix=settings.redis_prefix,
+        max_history=settings.nearline_history_items,
+        row_items=settings.nearline_row_items,
+        popular_items=settings.nearline_popular_items,
+    )
+
+
+def job_queue(settings: Settings) -> JobQueue | None:
+    """The background job queue (None without Redis: then there are no job routes)."""
+    if settings.redis_url is None:
+        return None
+    from shoprec.adapters.redis import RedisStore
+
+    return JobQueue(RedisStore(settings.redis_url), settings.redis_prefix)
 
 
 def accelerated_search(settings: Settings, on_batch: Callable[[int, float], None] | None = None) -> AcceleratedSearch:

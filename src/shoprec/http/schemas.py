@@ -130,6 +130,9 @@ class EventIn(BaseModel):
     type: Literal["view", "click", "cart", "purchase"]
     timestamp: float | None = Field(default=None, ge=0, le=1e11, allow_inf_nan=False)
     query: str | None = None
+    id: str | None = Field(
+        default=None, min_length=1, description="the event's id: an id is applied once (send one to retry safely)"
+    )
 
 
 class EventsIn(BaseModel):
@@ -145,6 +148,7 @@ def events_in(settings: Settings) -> type[EventsIn]:
         user_id=(str, Field(min_length=1, max_length=settings.max_id_chars)),
         item_id=(str, Field(min_length=1, max_length=settings.max_id_chars)),
         query=(str | None, Field(default=None, max_length=settings.max_query_chars)),
+        id=(str | None, Field(default=None, min_length=1, max_length=settings.max_id_chars)),
     )
     return create_model(
         "EventsIn",

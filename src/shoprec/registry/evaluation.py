@@ -27,6 +27,7 @@ from shoprec.serving.search import SearchService
 from shoprec.types import Event
 
 K = 10
+HR_K = 20
 TOP_KEPT = 5
 
 
@@ -88,8 +89,8 @@ def evaluate_search(loaded: Loaded, groups: Sequence[Group]) -> dict[str, Any]:
 
 
 def evaluate_recommend(loaded: Loaded, sequences: Mapping[str, Sequence[str]]) -> dict[str, Any] | None:
-    """Next-item NDCG@10: each user's items but the last are replayed as history (models not
-    updated), then the last item is the one relevant answer. None without a recommender."""
+    """Next-item NDCG@10 and HR@20: each user's items but the last are replayed as history
+    (models not updated), then the last item is the one relevant answer. None without a recommender."""
     rec = loaded.recommend
     if rec is None or not sequences:
         return None
@@ -103,6 +104,7 @@ def evaluate_recommend(loaded: Loaded, sequences: Mapping[str, Sequence[str]]) -
     )
     known = rec.catalog.index_of
     nd: list[float] = []
+    hits: list[float] = []
     for user, items in sequences.items():
         items = [i for i in items if i in known]
         if len(items) < 2:
@@ -111,11 +113,12 @@ def evaluate_recommend(loaded: Loaded, sequences: Mapping[str, Sequence[str]]) -
         service.add(
             (Event(f"eval:{user}", item, "view", float(t)) for t, item in enumerate(history)), update_models=False
         )
-        got = [pid for pid, _ in service.recommend(f"eval:{user}", K, exclude_seen=False).items]
-        nd.append(ndcg_at_k(got, {target: 1.0}, K))
+        got = [pid for pid, _ in service.recommend(f"eval:{user}", HR_K, exclude_seen=False).items]
+        nd.append(ndcg_at_k(got[:K], {target: 1.0}, K))
+        hits.append(float(target in got))
     if not nd:
         return None
-    return {"ndcg@10": round(float(np.mean(nd)), 4), "users": len(nd)}
+    return {"ndcg@10": round(float(np.mean(nd)), 4), "hr@20": round(float(np.mean(hits)), 4), "users": len(nd)}
 
 
 def evaluate_version(

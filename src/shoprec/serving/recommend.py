@@ -8,7 +8,11 @@ Strategies, in order of preference for a user:
 - ``popularity``  the fallback for unknown users, and the floor every model must beat.
 
 Posted events update popularity and co-occurrence incrementally and extend the user's
-history, so the next request reflects them without a rebuild.
+history, so the next request reflects them without a rebuild. With a near-line reader
+(``events_backend=redis``) those three come from the shared state ``shoprec worker`` keeps
+instead: the user's history is the shared one, the near-line co-occurrence rows add to the
+artifacts' and the near-line popularity to the artifacts' counts (the same formulas, so the
+sums are the incrementally updated models); every replica answers alike.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from shoprec.core.fusion import top_k
+from shoprec.core.nearline import DEFAULT_RULE, EVENT_WEIGHTS, CoOccurrenceRule, NearlineView, transition_scores
 from shoprec.errors import NotFoundError
 from shoprec.models.bundle import CatalogArrays
 from shoprec.models.recommender import (
@@ -36,7 +42,13 @@ from shoprec.types import Event, Filters
 
 log = logging.getLogger(__name__)
 
-EVENT_POPULARITY = {"view": 0.1, "click": 1.0, "cart": 2.0, "purchase": 4.0}
+EVENT_POPULARITY = EVENT_WEIGHTS
+
+
+class NearlineReader(Protocol):
+    """The shared near-line state (``adapters.nearline.NearlineStore``)."""
+
+    def view(self, user_id: str | None, *, popular: bool = True) -> NearlineView: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +68,13 @@ class RecommendService:
         sequential: SequentialRecommender | None,
         blend_weight: float | None = None,
         max_history: int = 50,
+        nearline: NearlineReader | None = None,
+        rule: CoOccurrenceRule = DEFAULT_RULE,
     ) -> None:
         self.catalog = catalog
+        self.nearline = nearline
+        self.rule = rule
+        self.max_history = max_history
         self.popularity = popularity
         self.cooccurrence = cooccurrence
         self.sequential = sequential
@@ -69,11 +86,27 @@ class RecommendService:
         self._lock = threading.Lock()
 
     @classmethod
-    def load(cls, folder: Path, catalog: CatalogArrays, *, threads: int | None = None) -> RecommendService | None:
-        """Load ``folder/recommender``; None when the artifacts hold no recommender."""
+    def load(
+        cls,
+        folder: Path,
+        catalog: CatalogArrays,
+        *,
+        threads: int | None = None,
+        nearline: NearlineReader | None = None,
+    ) -> RecommendService | None:
+        """Load ``folder/recommender``; None when the artifacts hold no recommender and there is
+        no near-line state (with one, the near-line state alone serves)."""
         root = folder / "recommender"
         if not (root / "popularity").is_dir():
-            return None
+            if nearline is None:
+                return None
+            return cls(
+                catalog,
+                popularity=PopularityModel([], np.zeros(1)),
+                cooccurrence=None,
+                sequential=None,
+                nearline=nearline,
+            )
         seq = (
             SequentialRecommender.load(root / "sequential", threads=threads) if (root / "sequential").is_dir() else None
         )
@@ -84,6 +117,7 @@ class RecommendService:
             cooccurrence=co,
             sequential=seq,
             blend_weight=BlendedRecommender.read_weight(root),
+            nearline=nearline,
         )
 
     def add(self, events: Iterable[Event], *, update_models: bool = True) -> int:
@@ -118,6 +152,15 @@ class RecommendService:
                 out[row] = s
         return out
 
+    def _add_items(self, scores: npt.NDArray[np.float32], items: Iterable[tuple[str, float]]) -> None:
+        """Add ``(item, weight)`` to the catalog rows' scores (a -inf row starts from 0)."""
+        index_of = self.catalog.index_of
+        for item, weight in items:
+            row = index_of.get(item)
+            if row is not None:
+                base = scores[row]
+                scores[row] = (0.0 if np.isneginf(base) else base) + weight
+
     def recommend(
         self,
         user_id: str | None,
@@ -126,7 +169,13 @@ class RecommendService:
         exclude_seen: bool = True,
         filters: Filters | None = None,
     ) -> Recommendations:
-        history = self.history(user_id) if user_id else []
+        view = self.nearline.view(user_id) if self.nearline is not None else None
+        history = self.history(user_id) if user_id else []  # what the artifacts' events told
+        if view is not None:  # then what the stream added since, shared by every replica
+            history = (history + list(view.history))[-self.max_history :]
+        pop = self._catalog_scores(self.popularity.items, self.popularity.scores())
+        if view is not None:
+            self._add_items(pop, view.popular)
         strategy = "popularity"
         if history and self.blend is not None:
             scores = self._catalog_scores(self.blend.items, self.blend.scores(history))
@@ -134,24 +183,39 @@ class RecommendService:
         elif history and self.sequential is not None:
             scores = self._catalog_scores(self.sequential.items, self.sequential.scores(history))
             strategy = "sequential"
-        elif history and self.cooccurrence is not None:
-            raw = self.cooccurrence.scores(history)
-            scores = self._catalog_scores(self.cooccurrence.items, raw)
+        elif history and (self.cooccurrence is not None or view is not None):
+            scores = np.full(len(self.catalog), -np.inf, dtype=np.float32)
+            if self.cooccurrence is not None:
+                scores = self._catalog_scores(self.cooccurrence.items, self.cooccurrence.scores(history))
+            if view is not None:
+                self._add_items(scores, transition_scores(view, self.rule).items())
+                top = float(np.nan_to_num(pop, neginf=0.0).max(initial=0.0))
+                if top > 0:  # ties go by popularity, as in CoOccurrenceModel
+                    scores += np.float32(1e-6) * np.nan_to_num(pop, neginf=0.0).astype(np.float32) / np.float32(top)
             scores[scores <= 0] = -np.inf
             strategy = "cooccurrence"
         else:
             scores = np.full(len(self.catalog), -np.inf, dtype=np.float32)
         # Popularity fills what the personal model leaves (and serves unknown users).
-        pop = self._catalog_scores(self.popularity.items, self.popularity.scores())
+        # below every model score, in popularity order: popularity scaled into [floor - 2, floor - 1]
+        # (an offset like -1e6 would leave float32 too coarse to tell popularities apart)
         fallback = np.isneginf(scores)
-        scores = np.where(fallback, -1e6 + np.nan_to_num(pop, neginf=-1e6) * 1e-3, scores).astype(np.float32)
+        finite = scores[~fallback]
+        floor = float(finite.min()) if finite.size else 0.0
+        known = np.nan_to_num(pop.astype(np.float64), neginf=0.0)
+        top = float(known.max(initial=0.0))
+        share = known / top if top > 0 else known
+        scores = np.where(fallback, floor - 2.0 + share, scores).astype(np.float32)
         allowed = self.catalog.allowed(filters or Filters())  # never a product taken off sale
         if allowed is not None:
             scores[~allowed] = -np.inf
         if exclude_seen and user_id:
             with self._lock:
-                for item in self._seen.get(user_id, ()):
-                    scores[self.catalog.index_of[item]] = -np.inf
+                seen = set(self._seen.get(user_id, ()))
+            for item in seen.union(history):
+                row = self.catalog.index_of.get(item)
+                if row is not None:
+                    scores[row] = -np.inf
         order = [int(i) for i in top_k(scores, k) if np.isfinite(scores[i])]
         items = [(self.catalog.products[i].id, float(scores[i])) for i in order]
         return Recommendations(items=items, strategy=strategy, history_length=len(history))

@@ -24,7 +24,7 @@ from shoprec.core.text import char_ngrams, normalize
 from shoprec.errors import NotFoundError
 from shoprec.models.bundle import Bundle
 from shoprec.models.ranker import CandidateSet, QueryContext, compute_features, fusion_scores
-from shoprec.models.users import UserProfile, UserProfiles
+from shoprec.models.users import SharedProfiles, UserProfile, UserProfiles
 from shoprec.retrieval.lexical import analyze
 from shoprec.types import (
     DEFAULT_DENSE_CANDIDATES,
@@ -103,6 +103,7 @@ class SearchService:
         dense_candidates: int = DEFAULT_DENSE_CANDIDATES,
         ef_search: int = DEFAULT_EF_SEARCH,
         clock: Callable[[], float] = time.perf_counter,
+        shared_profiles: SharedProfiles | None = None,
     ) -> None:
         self.bundle = bundle
         self.lexical_candidates = lexical_candidates
@@ -111,7 +112,9 @@ class SearchService:
         self._clock = clock
         self.profile = False  # True: time each feature group too (``feat_*_ms``)
         c = bundle.catalog
-        self.users = UserProfiles(c.index_of, c.brands_norm, c.category_norm, c.price, bundle.embeddings)
+        self.users = UserProfiles(
+            c.index_of, c.brands_norm, c.category_norm, c.price, bundle.embeddings, shared=shared_profiles
+        )
         self.users.add(sorted(bundle.user_events, key=lambda e: e.timestamp))
 
     # --- products -------------------------------------------------------------------

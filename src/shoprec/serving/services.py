@@ -3,11 +3,18 @@ with the events posted so far replayed and one query through every stage before 
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from shoprec.models.bundle import Bundle
-from shoprec.serving.recommend import RecommendService
+from shoprec.models.users import SharedProfiles
+from shoprec.serving.recommend import NearlineReader, RecommendService
 from shoprec.serving.search import SearchService
 from shoprec.settings import Settings
 from shoprec.types import EventSink
+
+
+class NearlineState(NearlineReader, SharedProfiles, Protocol):
+    """The shared near-line state as the services read it (``adapters.nearline.NearlineStore``)."""
 
 
 def replay_posted_events(events: EventSink, search: SearchService, recommend: RecommendService | None) -> None:
@@ -23,16 +30,19 @@ def replay_posted_events(events: EventSink, search: SearchService, recommend: Re
 
 
 def build_services(
-    settings: Settings, events: EventSink, bundle: Bundle
+    settings: Settings, events: EventSink, bundle: Bundle, nearline: NearlineState | None = None
 ) -> tuple[SearchService, RecommendService | None]:
-    """The services over one loaded (verified) bundle, with posted events replayed and warmed up."""
+    """The services over one loaded (verified) bundle, with posted events replayed and warmed up.
+    With ``nearline`` (the shared state of the event stream) recommendations and personal
+    search profiles read it."""
     service = SearchService(
         bundle,
         lexical_candidates=settings.lexical_candidates,
         dense_candidates=settings.dense_candidates,
         ef_search=settings.ef_search,
+        shared_profiles=nearline,
     )
-    recommend = RecommendService.load(bundle.files_root, bundle.catalog, threads=settings.threads)
+    recommend = RecommendService.load(bundle.files_root, bundle.catalog, threads=settings.threads, nearline=nearline)
     if recommend is not None:
         recommend.add(sorted(bundle.user_events, key=lambda e: e.timestamp), update_models=False)
     replay_posted_events(events, service, recommend)
