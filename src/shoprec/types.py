@@ -72,10 +72,12 @@ class Filters:
     min_price: float | None = None
     max_price: float | None = None
     in_stock: bool | None = None
+    price_range: str | None = None  # labels of shoprec.core.facets.PRICE_RANGES, `|`-separated
 
     def is_empty(self) -> bool:
         return (
-            self.category is None
+            self.price_range is None
+            and self.category is None
             and self.brand is None
             and self.min_price is None
             and self.max_price is None

@@ -115,6 +115,7 @@ def create_app(
         accelerated=accelerated,
         overload=overload,
         inline_search_max_ms=settings.inline_search_max_ms,
+        relevance_window=settings.max_k,
         sample_audit=lambda: audit is not None and audit.should_sample(rng),
     )
     fields = search_routes.search_fields(settings)

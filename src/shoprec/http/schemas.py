@@ -47,6 +47,16 @@ class SearchOut(BaseModel):
     cached: bool = Field(default=False, description="served from the result cache")
     results: list[HitOut]
     timings_ms: dict[str, float]
+    total: int | None = Field(
+        default=None, description="the size of the matched set (with page, per_page, sort or facets)"
+    )
+    page: int | None = None
+    per_page: int | None = None
+    sort: str | None = None
+    facets: dict[str, dict[str, int]] | None = Field(
+        default=None,
+        description="per facet, the matched products per value (disjunctive: a facet's own selection aside)",
+    )
 
 
 class SimilarOut(BaseModel):

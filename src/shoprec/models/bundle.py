@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from shoprec import artifacts
 from shoprec.catalog.loaders import event_from_json
+from shoprec.core.facets import price_bins, price_range_indices, split_values
 from shoprec.core.text import normalize
 from shoprec.errors import ArtifactError, NotFoundError
 from shoprec.models.compiled import COMPILED_FILE
@@ -123,6 +124,21 @@ class CatalogArrays:
         warm-up builds it before a version takes traffic)."""
         return TitleIndex.build(self.titles, self.brands_norm, self.category_tokens)
 
+    @functools.cached_property
+    def brand_codes(self) -> tuple[npt.NDArray[np.int64], list[str]]:
+        """Each product's index into the sorted distinct normalised brands, and those brands."""
+        values, codes = np.unique(np.asarray(self.brands_norm, dtype=np.str_), return_inverse=True)
+        return codes.astype(np.int64).reshape(-1), [str(v) for v in values]
+
+    @functools.cached_property
+    def top_category_codes(self) -> tuple[npt.NDArray[np.int64], list[str]]:
+        """Each product's index into the sorted distinct normalised top-level categories (-1:
+        none), and those categories."""
+        tops = [c.split(" > ", 1)[0] for c in self.category_norm.tolist()]
+        values = sorted({t for t in tops if t})
+        index = {v: i for i, v in enumerate(values)}
+        return np.asarray([index.get(t, -1) for t in tops], dtype=np.int64), values
+
     def on_sale_row(self, product_id: str) -> int | None:
         """The product's row when it is on sale — known to this catalog and not taken off sale
         by a catalog update — else None: the one rule search, similar and recommend share."""
@@ -163,14 +179,20 @@ class CatalogArrays:
         if filters.is_empty():
             return None if removed is None else ~removed
         mask = np.ones(len(self.products), dtype=np.bool_) if removed is None else ~removed
-        if filters.category is not None:
-            want = " > ".join(normalize(c) for c in filters.category.split(">") if c.strip())
-            exact = self.category_norm == want
-            prefix = np.char.startswith(self.category_norm, want + " > ")
-            mask &= exact | prefix
-        if filters.brand is not None:
-            want_b = normalize(filters.brand)
-            mask &= np.asarray([b == want_b for b in self.brands_norm], dtype=np.bool_)
+        if filters.category is not None:  # each of `a|b` with the categories below it
+            wants = [
+                " > ".join(normalize(c) for c in v.split(">") if c.strip()) for v in split_values(filters.category)
+            ]
+            any_category = np.zeros(len(self.products), dtype=np.bool_)
+            for want in wants:
+                any_category |= (self.category_norm == want) | np.char.startswith(self.category_norm, want + " > ")
+            mask &= any_category
+        if filters.brand is not None:  # any of `a|b`
+            codes, values = self.brand_codes
+            wanted = {normalize(v) for v in split_values(filters.brand)}
+            mask &= np.isin(codes, [i for i, v in enumerate(values) if v in wanted])
+        if filters.price_range is not None:  # any of the ranges
+            mask &= np.isin(price_bins(self.price), price_range_indices(filters.price_range))
         if filters.min_price is not None:
             mask &= np.nan_to_num(self.price, nan=-1.0) >= filters.min_price
         if filters.max_price is not None:

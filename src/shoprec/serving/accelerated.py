@@ -27,6 +27,7 @@ import numpy as np
 
 from shoprec.errors import NotFoundError, RequestError
 from shoprec.serving.batching import DynamicBatcher
+from shoprec.serving.browse import Browse, BrowseResult, browse
 from shoprec.serving.cache import CachedResult, ResultKey, SearchCache
 from shoprec.serving.search import SearchQuery, SearchResult, SearchService
 from shoprec.types import Effort, FloatArray
@@ -157,6 +158,12 @@ class AcceleratedSearch:
             value, from_cache = await compute(), False
         timings["total_ms"] = (self._clock() - t0) * 1000
         return value, from_cache, timings
+
+    async def browse(self, service: SearchService, q: SearchQuery, result: CachedResult, b: Browse) -> BrowseResult:
+        """The page, total and facet counts of ``q``'s matched set (:mod:`shoprec.serving.browse`),
+        in a worker thread; ``result`` is ``q``'s ranking (cached under ``q``'s key, which holds
+        all it depends on: the page, order and counts are computed afresh for each request)."""
+        return await self._run_sync(lambda: browse(service.bundle, q.text, q.filters, result.hits, b))  # type: ignore[no-any-return]
 
     # --- catalog updates ------------------------------------------------------------
     async def update_product(

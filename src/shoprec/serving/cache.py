@@ -188,7 +188,7 @@ class ResultKey:
         cls, query: str, filters: Filters | None, *, segment: str, k: int, pipeline: str, model_version: str
     ) -> ResultKey:
         f = filters or Filters()
-        parts = (f.category, f.brand, f.min_price, f.max_price, f.in_stock)
+        parts = (f.category, f.brand, f.min_price, f.max_price, f.in_stock, f.price_range)
         return cls(normalize(query), parts, segment, k, pipeline, model_version)
 
     def digest(self) -> str:

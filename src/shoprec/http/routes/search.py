@@ -23,6 +23,7 @@ from typing import Annotated, Any, Literal, get_args, get_origin
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
+from shoprec.core.facets import FACETS, PRICE_RANGES, parse_facets, price_range_indices
 from shoprec.core.ladder import levels_from_manifest
 from shoprec.errors import RequestError
 from shoprec.http.overload import DEADLINE_HEADER, LEVEL_HEADER, Overload
@@ -32,12 +33,14 @@ from shoprec.http.state import AppServices, Guard, dependencies
 from shoprec.models.bundle import CatalogArrays
 from shoprec.serving.accelerated import AcceleratedSearch
 from shoprec.serving.admission import Deadline
+from shoprec.serving.browse import Browse, Sort
 from shoprec.serving.cache import CachedResult
 from shoprec.serving.search import Pipeline, SearchQuery, SearchService
 from shoprec.settings import Settings
 from shoprec.types import Filters, Hit
 
 SEARCH_PATH = "/v1/search"
+MAX_PAGE = 10_000
 
 # --- the contract --------------------------------------------------------------------------
 
@@ -96,6 +99,16 @@ class SearchParams:
     min_price: Annotated[float | None, Param("the lowest price", default=None, ge=0, le=MAX_PRICE)]
     max_price: Annotated[float | None, Param("the highest price", default=None, ge=0, le=MAX_PRICE)]
     in_stock: Annotated[bool | None, Param("only products in (true) or out of (false) stock", default=None)]
+    price_range: Annotated[
+        str | None,
+        Param(f"only these price ranges, `|`-separated: {', '.join(PRICE_RANGES)}", default=None, max_length=100),
+    ]
+    facets: Annotated[
+        str | None, Param(f"count these facets, comma-separated: {', '.join(FACETS)}", default=None, max_length=100)
+    ]
+    sort: Annotated[Sort, Param("the order: the ranking, by price or by popularity", default="relevance")]
+    page: Annotated[int, Param("which page of per_page results (1 is the first)", default=1, ge=1, le=MAX_PAGE)]
+    per_page: Annotated[int | None, Param("results per page (default k)", default=None, ge=1, le=FromSettings("max_k"))]
     explain: Annotated[bool, Param("per-stage scores for each hit", default=False)]
     pipeline: Annotated[
         Pipeline, Param("how to search; `full` steps down the degradation ladder under load", default="full")
@@ -127,7 +140,22 @@ class SearchParams:
             min_price=self.min_price,
             max_price=self.max_price,
             in_stock=self.in_stock,
+            price_range=self.price_range,
         )
+
+    def browse(self) -> Browse | None:
+        """The page, order and facets asked for; None for a plain search (the first k hits).
+        Bad facet names or price ranges are a :class:`RequestError`."""
+        try:
+            if self.price_range is not None:
+                price_range_indices(self.price_range)
+            if self.facets is None and self.sort == "relevance" and self.page == 1 and self.per_page is None:
+                return None
+            facets = parse_facets(self.facets) if self.facets is not None else ()
+        except ValueError as exc:
+            raise RequestError(str(exc)) from None
+        limit = self.per_page or self.k
+        return Browse(offset=(self.page - 1) * limit, limit=limit, sort=self.sort, facets=facets)
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +258,7 @@ class SearchHandler:
         accelerated: AcceleratedSearch,
         overload: Overload,
         inline_search_max_ms: float,
+        relevance_window: int = 100,
         sample_audit: Callable[[], bool] = lambda: False,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -237,6 +266,7 @@ class SearchHandler:
         self.accelerated = accelerated
         self.overload = overload
         self.inline_search_max_ms = inline_search_max_ms
+        self.relevance_window = relevance_window  # the ranked results a browse's relevance order starts with
         self.sample_audit = sample_audit
         self.clock = clock
 
@@ -246,8 +276,10 @@ class SearchHandler:
             raise RequestError("q must contain a non-space character")
         if p.min_price is not None and p.max_price is not None and p.min_price > p.max_price:
             raise RequestError(f"min_price ({p.min_price}) is greater than max_price ({p.max_price})")
+        browse = p.browse()
         service = self.services.require()
-        query = SearchQuery(p.q, k=p.k, filters=p.filters(), pipeline=p.pipeline, explain=p.explain, user_id=p.user_id)
+        k = p.k if browse is None else self.relevance_window  # a browse ranks one fixed window
+        query = SearchQuery(p.q, k=k, filters=p.filters(), pipeline=p.pipeline, explain=p.explain, user_id=p.user_id)
         started = self.clock()
         result = self.accelerated.cached(service, query)  # at the requested quality: costs nothing
         if result is not None:
@@ -263,17 +295,25 @@ class SearchHandler:
             results = [h.product_id for h in result.hits]
             details = {"q": p.q, "k": p.k, "pipeline": result.pipeline, "model_version": service.bundle.version}
             await self.services.record("search", request, {**details, "results": results})
+        hits, extra = result.hits, dict[str, Any]()
+        if browse is not None:
+            page = await self.accelerated.browse(service, query, result, browse)
+            hits = tuple(page.hits)
+            extra = {"total": page.total, "page": p.page, "per_page": browse.limit, "sort": browse.sort}
+            if browse.facets:
+                extra["facets"] = page.facets
         body = {
             "query": p.q,
-            "k": p.k,
+            "k": p.k if browse is None else browse.limit,
             "pipeline": result.pipeline,
             "ranker": result.ranker,
             "personalized": result.personalized,
             "model_version": service.bundle.version,
             "degradation_level": level,
             "cached": cached,
-            "results": render(service.bundle.catalog, result.hits, p.explain),
+            "results": render(service.bundle.catalog, hits, p.explain),
             "timings_ms": {key: math.floor(v * 1000.0 + 0.5) / 1000.0 for key, v in timings.items()},  # to the µs
+            **extra,
         }
         return body, {LEVEL_HEADER: level}
 
