@@ -136,7 +136,7 @@ class TitleIndex:
 
     @classmethod
     def build(
-        cls, titles: Sequence[str], brands_norm: Sequence[str] = (), category_tokens: Sequence[frozenset[str]] = ()
+        cls, titles: Sequence[str], brands_norm: Sequence[str], category_tokens: Sequence[frozenset[str]]
     ) -> TitleIndex:
         names: dict[str, int] = {}
         brand_ids = np.asarray([names.setdefault(b, len(names)) if b else -1 for b in brands_norm], dtype=np.int32)

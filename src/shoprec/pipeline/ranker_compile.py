@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,9 @@ def candidate_batches(
     return batches
 
 
-def _p50_ms(predict: Any, batches: Sequence[npt.NDArray[np.float32]], repeats: int = 3) -> float:
+def _p50_ms(
+    predict: Callable[[npt.NDArray[np.float32]], object], batches: Sequence[npt.NDArray[np.float32]], repeats: int = 3
+) -> float:
     times = []
     for _ in range(repeats):
         for x in batches:

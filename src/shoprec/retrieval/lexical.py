@@ -101,37 +101,6 @@ class LexicalIndex:
             return np.zeros(self.n_docs, dtype=np.float32)
         return np.asarray(self._model.get_scores(toks), dtype=np.float32)
 
-    def search(
-        self, query: str, n: int, allowed: npt.NDArray[np.bool_] | None = None
-    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
-        """Every product's BM25 score for ``query`` (as :meth:`scores`) and the ``n`` best rows
-        with a positive score (and ``allowed`` where given), best first, ties by lower row.
-
-        The best rows are looked for among the query tokens' postings (a few thousand
-        entries), not by scanning the catalog-sized score array for the ones above zero."""
-        ids = [self._vocab[t] for t in self.query_tokens(query)]
-        if not ids:
-            return np.zeros(self.n_docs, dtype=np.float32), np.zeros(0, dtype=np.int64)
-        scores = np.asarray(self._model.get_scores_from_ids(ids), dtype=np.float32)
-        indptr, indices = self._indptr, self._indices
-        spans = [indices[indptr[t] : indptr[t + 1]] for t in dict.fromkeys(ids)]
-        rows = (spans[0] if len(spans) == 1 else np.concatenate(spans)).astype(np.int64)  # a row once per token
-        if allowed is not None:
-            rows = rows[allowed[rows]]
-        values = scores[rows]
-        positive = values > 0
-        rows, values = rows[positive], values[positive]
-        if n <= 0 or not len(rows):
-            return scores, np.zeros(0, dtype=np.int64)
-        want = n * len(spans)  # n distinct rows are among the best n x (tokens) postings
-        if len(rows) > want:
-            cut = values[np.argpartition(-values, want - 1)[want - 1]]
-            keep = values >= cut  # everything tied with the cut too, so ties break by row below
-            rows, values = rows[keep], values[keep]
-        rows = np.unique(rows)
-        order = np.lexsort((rows, -scores[rows]))[:n]
-        return scores, rows[order]
-
     def top(
         self,
         query: str,
@@ -141,10 +110,10 @@ class LexicalIndex:
         tokens: Sequence[str] | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """The ``n`` best rows for ``query`` with a positive score (and ``allowed`` where given),
-        best first, ties by lower row, and their scores: the same rows and bit-identical scores
-        as :meth:`search`, without a catalog-sized score array: a compiled kernel that
-        releases the GIL reads the query tokens' postings and skips most of the common
-        tokens' (:func:`~shoprec.kernels.top_rows`). ``tokens``: ``query`` analysed already."""
+        best first, ties by lower row, and their scores: the rows sorting every product's
+        :meth:`scores` would give, with bit-identical scores, without a catalog-sized score
+        array: a compiled kernel that releases the GIL reads the query tokens' postings and
+        skips most of the common tokens' (:func:`~shoprec.kernels.top_rows`). ``tokens``: ``query`` analysed already."""
         vocab = self._vocab
         ids = [vocab[t] for t in (analyze(query) if tokens is None else tokens) if t in vocab]
         if not ids or n <= 0:

@@ -189,7 +189,10 @@ class SearchService:
             dense = np.zeros(len(rows), dtype=np.float32)
         bm25_rank, dense_rank = _ranks_of(lex_rows, rows), _ranks_of(dense_rows, rows)
         t = _lap(times, "union_ms", t, clock)
-        bm25_title, token_in_title = b.lexical_title.match(ctx.all_tokens if match_features else (), matched, rows)
+        if match_features:
+            bm25_title, token_in_title = b.lexical_title.match(ctx.all_tokens, matched, rows)
+        else:  # nothing to read: the fusion and the plain pipelines never look at these
+            bm25_title, token_in_title = np.zeros(len(rows), dtype=np.float32), np.zeros((len(rows), 0), np.bool_)
         _lap(times, "match_ms", t, clock)
         return CandidateSet(
             rows=rows,

@@ -39,7 +39,16 @@ def test_a_memory_mapped_index_is_read_through_plain_arrays(tmp_path: Path) -> N
     assert np.argmax(index.scores("garden hose")) == 2
 
 
-def test_search_finds_the_best_rows_as_sorting_every_score_would() -> None:
+def full_search(index: LexicalIndex, query: str, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every product's score and the rows with a positive one (and ``allowed``), best first,
+    ties by lower row: what sorting every score gives, the reference for :meth:`top`."""
+    scores = index.scores(query)
+    masked = scores if allowed is None else np.where(allowed, scores, 0)
+    positive = np.flatnonzero(masked > 0)
+    return scores, positive[np.lexsort((positive, -masked[positive]))]
+
+
+def test_top_finds_the_best_rows_as_sorting_every_score_would() -> None:
     """Ties (identical texts) break by lower row, filters and repeated tokens included."""
     texts = [*TEXTS, "cordless drill with two batteries", "garden hose 50 ft", "hose hose hose", "drill"]
     index = LexicalIndex.build(texts)
@@ -47,21 +56,18 @@ def test_search_finds_the_best_rows_as_sorting_every_score_would() -> None:
     queries = ["cordless drill", "hose", "garden hose hose", "drill drill bit", "電鑽", "absent words", "x"]
     for query in queries:
         for allowed in (None, rng.random(len(texts)) < 0.6, np.zeros(len(texts), dtype=bool)):
-            scores = index.scores(query)
-            masked = scores if allowed is None else np.where(allowed, scores, 0)
-            positive = np.flatnonzero(masked > 0)
-            expected = positive[np.lexsort((positive, -masked[positive]))]
+            scores, expected = full_search(index, query, allowed)
             for n in (1, 2, 3, 5, 100):
-                got_scores, rows = index.search(query, n, allowed)
-                np.testing.assert_array_equal(got_scores, scores)
+                rows, got = index.top(query, n, allowed)
                 assert rows.tolist() == expected[:n].tolist(), (query, n, allowed)
-    _, rows = index.search("cordless drill", 2)
+                np.testing.assert_array_equal(got, scores[rows])
+    rows, _ = index.top("cordless drill", 2)
     assert rows.tolist() == [0, 7]  # the two identical texts, in row order
 
 
 def test_top_gives_the_rows_and_scores_of_a_full_search() -> None:
-    """``top`` reads only the postings: the same rows as ``search`` and exactly the scores of
-    full scoring, on a corpus where many rows tie and postings are long, and its accumulator
+    """``top`` reads only the postings: the same rows as sorting every score and exactly the
+    scores of full scoring, on a corpus where many rows tie and postings are long, and its accumulator
     is clean again after every query."""
     rng = np.random.default_rng(7)
     words = ["drill", "hose", "garden", "oak", "table", "cordless", "bit", "reel", "lamp", "saw"]
@@ -70,7 +76,7 @@ def test_top_gives_the_rows_and_scores_of_a_full_search() -> None:
     queries = ["drill", "garden hose", "hose hose garden", "saw lamp oak table", "absent", "drill absent", "bit bit"]
     for query in queries:
         for allowed in (None, rng.random(len(texts)) < 0.5, np.zeros(len(texts), dtype=bool)):
-            scores, expected = index.search(query, 10_000, allowed)
+            scores, expected = full_search(index, query, allowed)
             for n in (0, 1, 3, 10, 50, 10_000):
                 rows, got = index.top(query, n, allowed)
                 assert rows.tolist() == expected[:n].tolist(), (query, n)
@@ -94,7 +100,7 @@ def test_top_prunes_common_tokens_without_changing_the_answer() -> None:
             words.append(words[0])  # a repeated token counts twice
         query = " ".join(words)
         allowed = None if trial % 3 else rng.random(len(texts)) < 0.3
-        scores, expected = index.search(query, 10_000, allowed)
+        scores, expected = full_search(index, query, allowed)
         for n in (1, 10, 40):
             rows, got = index.top(query, n, allowed)
             assert rows.tolist() == expected[:n].tolist(), (query, n)
