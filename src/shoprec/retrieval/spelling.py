@@ -20,7 +20,7 @@ import numpy.typing as npt
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from shoprec.core.spelling import typo_budget
+from shoprec.core.spelling import correctable, typo_budget
 from shoprec.core.text import normalize
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -125,11 +125,11 @@ class Lexicon:
     def fuzzy_prefixes(self, prefix: str, limit: int = 3) -> list[str]:
         """Up to ``limit`` prefixes of catalog words within ``prefix``'s typo budget (of the same
         length and first letter), closest first, then those of the most products: what a
-        shopper still typing a misspelt word meant. Empty for short prefixes or those holding a
-        digit."""
-        budget = typo_budget(prefix)
-        if budget <= 0 or not prefix.isalpha():
+        shopper still typing a misspelt word meant. Empty for prefixes :func:`correctable`
+        refuses (short, holding a digit, or CJK)."""
+        if not correctable(prefix):  # too short, a digit, or CJK
             return []
+        budget = typo_budget(prefix)
         key = (len(prefix), prefix[0])
         bucket = self._prefixes.get(key)
         if not bucket:
