@@ -109,24 +109,22 @@ class Suggester:
             if fixed is not None and fixed != w:
                 fixes.append(WordCorrection(w, fixed))
             fixed_done.append(fixed or w)
-        stem = " ".join(fixed_done)
-        out: dict[str, Suggestion] = {}
-        prefixes = [last]
+        prefix = last  # the word being typed, or "" after a space: the next word
         if last and not self.lexicon.completions(last, 1):
-            prefixes = self.lexicon.fuzzy_prefixes(last, limit=1) or prefixes
-            if prefixes[0] != last:
-                fixes.append(WordCorrection(last, prefixes[0]))
-        for prefix in prefixes:
-            typed = f"{stem} {prefix}".strip() if prefix else stem
-            for text, count in self.queries.completions(typed, limit):
-                out.setdefault(text, Suggestion(text, "queries", count))
-            for text, count in self._catalog(fixed_done, prefix, limit):
-                out.setdefault(text, Suggestion(text, "catalog", count))
+            fuzzy = self.lexicon.fuzzy_prefixes(last, limit=1)
+            if fuzzy:
+                prefix = fuzzy[0]
+                fixes.append(WordCorrection(last, prefix))
+        typed = " ".join([*fixed_done, prefix]) if typing else " ".join(fixed_done) + " "
+        out: dict[str, Suggestion] = {}
+        for text, count in self.queries.completions(typed.lstrip(), limit):
+            out.setdefault(text, Suggestion(text, "queries", count))
+        for text, count in self._catalog(fixed_done, prefix, limit):
+            out.setdefault(text, Suggestion(text, "catalog", count))
         suggestions = list(out.values())[:limit]
         correction = None
         if fixes:
-            corrected = " ".join([*fixed_done, *(prefixes[:1] if typing else [])])
-            correction = Correction(original=q, corrected=corrected, words=tuple(fixes))
+            correction = Correction(original=q, corrected=typed.strip(), words=tuple(fixes))
         target = suggestions[0].text if suggestions else (correction.corrected if correction else q)
         return Suggestions(q, suggestions, self._top_products(target, products), correction)
 
