@@ -278,7 +278,11 @@ class SearchHandler:
             raise RequestError(f"min_price ({p.min_price}) is greater than max_price ({p.max_price})")
         browse = p.browse()
         service = self.services.require()
+        merchandiser = self.services.merchandiser
+        rules = None if merchandiser is None else merchandiser.plan(service.bundle.catalog, p.q, p.category)
         k = p.k if browse is None else self.relevance_window  # a browse ranks one fixed window
+        if rules is not None and rules.active:  # rules reorder the window a browse ranks, hidden ones aside
+            k = max(k, self.relevance_window) + rules.hides
         query = SearchQuery(p.q, k=k, filters=p.filters(), pipeline=p.pipeline, explain=p.explain, user_id=p.user_id)
         started = self.clock()
         result = self.accelerated.cached(service, query)  # at the requested quality: costs nothing
@@ -291,17 +295,23 @@ class SearchHandler:
         metrics = self.services.metrics
         if metrics is not None:
             metrics.search(level, timings, cached)
-        if self.sample_audit():
-            results = [h.product_id for h in result.hits]
-            details = {"q": p.q, "k": p.k, "pipeline": result.pipeline, "model_version": service.bundle.version}
-            await self.services.record("search", request, {**details, "results": results})
         hits, extra = result.hits, dict[str, Any]()
         if browse is not None:
-            page = await self.accelerated.browse(service, query, result, browse)
+            page = await self.accelerated.browse(service, query, result, browse, rules)
             hits = tuple(page.hits)
             extra = {"total": page.total, "page": p.page, "per_page": browse.limit, "sort": browse.sort}
             if browse.facets:
                 extra["facets"] = page.facets
+        elif rules is not None and rules.active:
+            hits = tuple(rules.apply(service.bundle.catalog, hits, query.filters, p.k))
+        if rules is not None and rules.version is not None:
+            extra["rules_version"] = rules.version
+            if rules.active:
+                extra["rules_applied"] = rules.ids
+        if self.sample_audit():
+            results = [h.product_id for h in hits]
+            details = {"q": p.q, "k": p.k, "pipeline": result.pipeline, "model_version": service.bundle.version}
+            await self.services.record("search", request, {**details, "results": results})
         body = {
             "query": p.q,
             "k": p.k if browse is None else browse.limit,
