@@ -129,10 +129,10 @@ class Match:
             out &= (cats == want) | np.char.startswith(cats, want + " > ")
         if self.in_stock is not None:
             out &= columns.in_stock[rows] == self.in_stock
-        if self.min_price is not None:
-            out &= np.nan_to_num(columns.price[rows], nan=-1.0) >= self.min_price
+        if self.min_price is not None:  # NaN (no price) compares False: in no price range
+            out &= columns.price[rows] >= self.min_price
         if self.max_price is not None:
-            out &= np.nan_to_num(columns.price[rows], nan=np.inf) <= self.max_price
+            out &= columns.price[rows] <= self.max_price
         return out
 
 
@@ -264,11 +264,27 @@ def targets(
 
 @dataclass(frozen=True, slots=True)
 class Arranged:
-    """A ranking after the rules: the rows in order, and for each moved row the rules that
-    placed it (``pin:<id>``, ``boost:<id>``, ``bury:<id>``)."""
+    """A ranking after the rules: the rows in order, and what :meth:`reasons` reads to say
+    which rules placed a row (worked out only for the rows shown)."""
 
     rows: Rows
-    reasons: Mapping[int, tuple[str, ...]]
+    pinned: Mapping[int, str] = field(default_factory=dict)  # row -> the pin's rule id
+    lifted: Rows = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # the rows boosts were matched on
+    lift_names: tuple[str, ...] = ()  # ``boost:<id>`` / ``bury:<id>``, one per row of lift_picks
+    lift_picks: npt.NDArray[np.bool_] = field(default_factory=lambda: np.zeros((0, 0), dtype=np.bool_))
+
+    def reasons(self, row: int) -> tuple[str, ...]:
+        """The rules that placed ``row``: ``("pin:<id>",)``, its boosts and buries, or ()."""
+        rule_id = self.pinned.get(row)
+        if rule_id is not None:
+            return (f"pin:{rule_id}",)
+        if not self.lift_names:
+            return ()
+        at = np.flatnonzero(self.lifted == row)
+        if not len(at):
+            return ()
+        picks = self.lift_picks[:, int(at[0])].tolist()
+        return tuple(name for name, picked in zip(self.lift_names, picks, strict=True) if picked)
 
 
 def arrange(
@@ -291,28 +307,39 @@ def arrange(
             del pins[row]
     removed = hidden | set(pins)
     kept = order[~np.isin(order, np.fromiter(removed, dtype=np.int64, count=len(removed)))] if removed else order
-    reasons: dict[int, tuple[str, ...]] = {}
-    lifts = [(r.id, r.action) for r in rules if isinstance(r.action, Boost | Bury)]
-    if lifts and len(kept):
-        head = kept[:boost_window]
-        weight = np.zeros(len(head), dtype=np.int64)
-        for rule_id, action in lifts:
+    head = kept[:boost_window]
+    names: list[str] = []
+    picks: list[npt.NDArray[np.bool_]] = []
+    weight = np.zeros(len(head), dtype=np.int64)
+    for r in rules:
+        action = r.action
+        if isinstance(action, Boost | Bury) and len(head):
             picked = action.match.mask(columns, head)
-            if not picked.any():
-                continue
-            weight += np.where(picked, action.weight if isinstance(action, Boost) else -action.weight, 0)
-            name = f"{'boost' if isinstance(action, Boost) else 'bury'}:{rule_id}"
-            for row in head[picked].tolist():
-                reasons[row] = (*reasons.get(row, ()), name)
-        if weight.any():
-            kept = np.concatenate([head[np.argsort(-weight, kind="stable")], kept[boost_window:]])
+            if picked.any():
+                boost = isinstance(action, Boost)
+                weight += picked * (action.weight if boost else -action.weight)
+                names.append(f"{'boost' if boost else 'bury'}:{r.id}")
+                picks.append(picked)
+    if weight.any():
+        kept = np.concatenate([head[np.argsort(-weight, kind="stable")], kept[boost_window:]])
     out = kept
-    taken: set[int] = set()
-    for row, (position, _, rule_id) in sorted(pins.items(), key=lambda item: item[1][:2]):
-        slot = position - 1
-        while slot in taken:
-            slot += 1
-        taken.add(slot)
-        out = np.insert(out, min(slot, len(out)), row)
-        reasons[row] = (f"pin:{rule_id}",)
-    return Arranged(rows=out.astype(np.int64, copy=False), reasons=reasons)
+    if pins:
+        placed = sorted(pins.items(), key=lambda item: item[1][:2])  # by position, then rule order
+        slots, taken = [], -1
+        for _, (position, _, _) in placed:
+            taken = max(position - 1, taken + 1)  # the next free position at or after the asked one
+            slots.append(taken)
+        # a pin past the end goes to the end: its slot is at most the length so far
+        at = np.minimum(np.asarray(slots, dtype=np.int64), len(kept) + np.arange(len(slots)))
+        out = np.empty(len(kept) + len(slots), dtype=np.int64)
+        is_pin = np.zeros(len(out), dtype=np.bool_)
+        is_pin[at] = True
+        out[at] = [row for row, _ in placed]
+        out[~is_pin] = kept
+    return Arranged(
+        rows=out,
+        pinned={row: rule_id for row, (_, _, rule_id) in pins.items()},
+        lifted=head,
+        lift_names=tuple(names),
+        lift_picks=np.vstack(picks) if picks else np.zeros((0, len(head)), dtype=np.bool_),
+    )

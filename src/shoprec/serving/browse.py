@@ -18,7 +18,7 @@ Orders are total, so pages concatenate to the order of one big page:
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -76,13 +76,16 @@ def browse(
     selected = matched if allowed is None else matched & allowed
     rows = np.flatnonzero(selected).astype(np.int64)
     order, scores = _ordered(bundle, rows, bm25, ranked, b.sort, selected)
-    reasons: Mapping[int, tuple[str, ...]] = {}
+    arranged = None
     if rules is not None and active and b.sort == "relevance":
         arranged = rules.arrange(catalog, order, selected, boost_window=len(scores))
-        order, reasons = arranged.rows, arranged.reasons
+        order = arranged.rows
     page = order[b.offset : b.offset + b.limit]
     products = catalog.products
-    hits = [Hit(products[r].id, float(scores.get(r, bm25[r])), rules=reasons.get(r, ())) for r in page.tolist()]
+    hits = [
+        Hit(products[r].id, float(scores.get(r, bm25[r])), rules=arranged.reasons(r) if arranged else ())
+        for r in page.tolist()
+    ]
     return BrowseResult(hits=hits, total=int(len(rows)), facets=facet_counts(bundle, filters, matched, b.facets))
 
 

@@ -88,7 +88,7 @@ class RulePlan:
         products, out = catalog.products, []
         for row in arranged.rows[:k].tolist():
             hit = by_row.get(row)
-            reasons = arranged.reasons.get(row, ())
+            reasons = arranged.reasons(row)
             if hit is None:
                 out.append(Hit(products[row].id, 0.0, rules=reasons))
             else:

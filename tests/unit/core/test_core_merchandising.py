@@ -50,18 +50,20 @@ def rule(rid: str, action: Pin | Hide | Boost | Bury, scope: Scope = ANY) -> Rul
 def test_pin_goes_to_its_position_and_says_so() -> None:
     out = run([rule("p", Pin("P6", 2))])
     assert out.rows.tolist() == [0, 6, 1, 2, 3, 4, 5, 7]
-    assert out.reasons == {6: ("pin:p",)}
+    assert out.reasons(6) == ("pin:p",) and out.reasons(0) == ()
 
 
 def test_pin_past_the_end_goes_last_and_an_unknown_product_is_skipped() -> None:
     out = run([rule("far", Pin("P1", 50)), rule("ghost", Pin("NOPE", 1))], order=np.asarray([0, 2], np.int64))
     assert out.rows.tolist() == [0, 2, 1]
+    out = run([rule("a", Pin("P1", 50)), rule("b", Pin("P3", 40))], order=np.asarray([0, 2], np.int64))
+    assert out.rows.tolist() == [0, 2, 3, 1]  # in position order
 
 
 def test_hide_removes_and_wins_over_a_pin_of_the_same_product() -> None:
     out = run([rule("pin", Pin("P3", 1)), rule("hide", Hide("P3"))])
     assert 3 not in out.rows.tolist() and len(out.rows) == 7
-    assert out.reasons == {}
+    assert [out.reasons(r) for r in out.rows.tolist()] == [()] * 7
 
 
 def test_conflicting_pins_the_rule_listed_first_wins() -> None:
@@ -70,7 +72,7 @@ def test_conflicting_pins_the_rule_listed_first_wins() -> None:
     assert out.rows.tolist()[:4] == [5, 7, 6, 0]
     # one product pinned twice: the first rule's position
     out = run([rule("a", Pin("P5", 3)), rule("b", Pin("P5", 1))])
-    assert out.rows.tolist()[:3] == [0, 1, 5] and out.reasons[5] == ("pin:a",)
+    assert out.rows.tolist()[:3] == [0, 1, 5] and out.reasons(5) == ("pin:a",)
 
 
 def test_a_pin_of_an_ineligible_product_is_not_shown() -> None:
@@ -87,8 +89,8 @@ def test_boost_and_bury_sum_weights_stable_within_ties() -> None:
     out = run(rules)
     # weights: 0:3 1:0 2:3 3:1 4:1 5:2 6:-4 7:-4
     assert out.rows.tolist() == [0, 2, 5, 3, 4, 1, 6, 7]
-    assert out.reasons[0] == ("boost:acme", "boost:stock") and out.reasons[7] == ("boost:stock", "bury:paint")
-    assert 1 not in out.reasons
+    assert out.reasons(0) == ("boost:acme", "boost:stock") and out.reasons(7) == ("boost:stock", "bury:paint")
+    assert out.reasons(1) == ()
 
 
 def test_boost_reorders_only_the_window_and_never_moves_a_pin() -> None:
@@ -96,7 +98,7 @@ def test_boost_reorders_only_the_window_and_never_moves_a_pin() -> None:
     out = run(rules, window=4)
     # without P1 the window is rows 0,2,3,4 -> bolt (4) first; 7 is past the window and stays
     assert out.rows.tolist() == [4, 0, 2, 1, 3, 5, 6, 7]
-    assert out.reasons[1] == ("pin:pin",) and out.reasons[4] == ("boost:bolt",)
+    assert out.reasons(1) == ("pin:pin",) and out.reasons(4) == ("boost:bolt",) and out.reasons(7) == ()
 
 
 def test_match_category_below_and_price_range() -> None:
