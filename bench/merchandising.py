@@ -8,8 +8,11 @@ product is in, and the category rules are phrase rules, so each boost moves ever
 validation query it times, one thread:
 
 - ``lookup``: finding the rules in effect (the only cost a search without rules in effect pays);
-- ``apply``: applying them to the ranked window (``k`` = the window, the plain search's path);
-- ``search k=10`` and ``search window`` (``k`` = ``--window``): the ranking itself, for scale;
+- ``search k=10``: the ranking itself, every query, for scale;
+- ``rules: k=10 only`` and ``rules: search+apply``: the queries with rules in effect, searched
+  plainly and as the handler searches them with their rules (lookup, ranking ``k`` or, with a
+  boost or bury in effect, the ``--window``, then applying them);
+- ``apply``: applying the rules in effect to a ranked window alone;
 - ``all rules``: every rule of the set in effect at once on one window (the worst case);
 - ``browse`` / ``browse+all rules``: page 1 of the relevance order with facets, without and with every rule.
 
@@ -112,13 +115,18 @@ def main(argv: list[str] | None = None) -> int:
         merchandiser = Merchandiser(RuleStore(Path(tmp) / "rules"))
         merchandiser.store.publish(rules, author="bench")
         every = RulePlan(1, RuleIndex([r.to_rule() for r in rules]).rules, merchandiser.columns(catalog))
-        times: dict[str, list[float]] = {
-            k: []
-            for k in ("lookup", "apply", "search k=10", "search window", "all rules", "browse", "browse+all rules")
-        }
+        names = ("lookup", "search k=10", "rules: k=10 only", "rules: search+apply", "apply")
+        times: dict[str, list[float]] = {k: [] for k in (*names, "all rules", "browse", "browse+all rules")}
         in_effect = []
         service.search(queries[0], k=10)  # warm: the encoder, the catalog's cached columns
         page = Browse(offset=0, limit=10, facets=("category", "brand", "price", "in_stock"))
+
+        def with_rules(q: str) -> object:
+            """A plain k=10 search as the handler runs it with rules: lookup, rank, apply."""
+            plan = merchandiser.plan(catalog, q, None)
+            ranked = service.search(q, k=plan.ranked_k(10, args.window))
+            return plan.apply(catalog, ranked.hits, Filters(), 10)
+
         for q in queries:
             plan = merchandiser.plan(catalog, q, None)
             in_effect.append(len(plan.rules))
@@ -126,12 +134,13 @@ def main(argv: list[str] | None = None) -> int:
             runs: dict[str, Callable[[], object]] = {
                 "lookup": partial(merchandiser.plan, catalog, q, None),
                 "search k=10": partial(service.search, q, k=10),
-                "search window": partial(service.search, q, k=args.window),
                 "all rules": partial(every.apply, catalog, ranked, Filters(), 10),
                 "browse": partial(browse, service.bundle, q, Filters(), ranked, page),
                 "browse+all rules": partial(browse, service.bundle, q, Filters(), ranked, page, every),
             }
             if plan.active:
+                runs["rules: k=10 only"] = partial(service.search, q, k=10)
+                runs["rules: search+apply"] = partial(with_rules, q)
                 runs["apply"] = partial(plan.apply, catalog, ranked, Filters(), 10)
             for name, run in runs.items():
                 times[name].append(timed(run))

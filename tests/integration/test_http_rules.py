@@ -5,6 +5,7 @@ precedence, scopes, explain, sorts, facets, the result cache, the fast path and 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -253,3 +254,41 @@ def test_the_fast_path_and_the_route_answer_alike(api: Api) -> None:
         body.pop("cached")
     assert fast == route
     assert fast["results"][1]["rules"] == ["pin:pin"]
+
+
+def test_every_worker_applies_a_new_version(
+    server_process: Callable[..., Any], tiny_static_artifacts: Path, tmp_path: Path
+) -> None:
+    """``shoprec serve --workers 2``: a version published through one worker is applied by
+    both (``rules_check_s=0``: each search looks at the folder, so no waiting is involved)."""
+    store = KeyStore(tmp_path / "keys.json", time.time, iterations=1)
+    _, key = store.create("merchandiser", ["admin", "search"])
+    settings: dict[str, Any] = {
+        **FULL_QUALITY,
+        "artifacts": tiny_static_artifacts,
+        "data_dir": tmp_path,
+        "keys_file": tmp_path / "keys.json",
+        "require_signature": False,
+        "rules_check_s": 0,
+        "workers": 2,
+        "port": 0,
+        "log_level": "info",
+    }
+    server = server_process(**settings, command=(sys.executable, "-m", "shoprec.cli", "serve"))
+    # a connection per request, so the kernel hands them to either worker
+    limits = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(base_url=server.url, timeout=30, limits=limits, headers={"X-API-Key": key}) as client:
+        deadline = time.monotonic() + 60
+        ready = 0
+        while ready < 20 and time.monotonic() < deadline:  # both workers loaded: 20 answers in a row
+            if client.get("/v1/search", params={"q": "drill"}).status_code == 200:
+                ready += 1
+            else:  # a worker still loading its model: poll again shortly, within the deadline
+                ready = 0
+                time.sleep(0.05)
+        assert ready == 20, server.tail()
+        pin = rule("ac", "query_exact", "drill", type="pin", product_id="T020", position=1)
+        assert client.put(RULES, json={"rules": [pin]}).status_code == 200
+        for _ in range(30):
+            body = client.get("/v1/search", params={"q": "drill", "k": 3}).json()
+            assert body["results"][0]["id"] == "T020" and body["rules_version"] == 1

@@ -5,8 +5,9 @@ The rules are applied after ranking, on every request, to the ranking the result
 (or the pipeline just computed): the cache keeps rankings, never rule outcomes, so a new rule
 version shows in the very next response. How they meet the other parts of a search:
 
-- a plain search with rules in effect ranks the relevance window (as a page of a browse
-  does) so that boosts and pins reach past ``k``, then cuts to ``k``;
+- a plain search with a boost or bury in effect ranks the relevance window (as a page of a
+  browse does) so that they reach past ``k``, then cuts to ``k``; with pins and hides alone
+  it ranks ``k`` (plus one per hide): a pin is placed whatever the ranking holds;
 - **hide** applies to every order: a hidden product is out of the results, the ``total`` and
   the facet counts;
 - a **pinned** product is one of the query's results in every order (counted in ``total`` and
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from shoprec.core.merchandising import Arranged, Columns, Hide, Rule, arrange, targets
+from shoprec.core.merchandising import Arranged, Boost, Bury, Columns, Hide, Rule, arrange, targets
 from shoprec.models.bundle import CatalogArrays
 from shoprec.serving.rulestore import RuleStore
 from shoprec.types import Filters, Hit
@@ -50,6 +51,17 @@ class RulePlan:
     @property
     def hides(self) -> int:
         return sum(isinstance(r.action, Hide) for r in self.rules)
+
+    @property
+    def lifts(self) -> bool:
+        """Whether a boost or bury is in effect (they reorder the whole relevance window)."""
+        return any(isinstance(r.action, Boost | Bury) for r in self.rules)
+
+    def ranked_k(self, k: int, window: int) -> int:
+        """How many results to rank so that the first ``k`` after the rules are what the
+        first page of a browse shows: the window when a boost or bury may reorder it, else
+        ``k`` (pins are placed whatever the ranking holds); one more per hide."""
+        return (max(k, window) if self.lifts else k) + self.hides
 
     def arrange(
         self,

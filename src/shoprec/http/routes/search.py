@@ -281,8 +281,8 @@ class SearchHandler:
         merchandiser = self.services.merchandiser
         rules = None if merchandiser is None else merchandiser.plan(service.bundle.catalog, p.q, p.category)
         k = p.k if browse is None else self.relevance_window  # a browse ranks one fixed window
-        if rules is not None and rules.active:  # rules reorder the window a browse ranks, hidden ones aside
-            k = max(k, self.relevance_window) + rules.hides
+        if rules is not None and rules.active:
+            k = rules.ranked_k(k, self.relevance_window)
         query = SearchQuery(p.q, k=k, filters=p.filters(), pipeline=p.pipeline, explain=p.explain, user_id=p.user_id)
         started = self.clock()
         result = self.accelerated.cached(service, query)  # at the requested quality: costs nothing
