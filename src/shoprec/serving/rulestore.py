@@ -139,6 +139,13 @@ class RuleVersion(_Strict):
     digest: str = Field(description="sha256 of the rules' JSON")
     rules: list[RuleIn]
 
+    def audit_details(self) -> dict[str, object]:
+        """What the audit log keeps of a change: the version, what it restored, the digest,
+        the rule ids and the note."""
+        details: dict[str, object] = {"version": self.version, "rollback_of": self.rollback_of}
+        details.update(digest=self.digest, rules=[r.id for r in self.rules], note=self.note)
+        return details
+
 
 def rules_digest(rules: list[RuleIn]) -> str:
     body = "[" + ",".join(r.model_dump_json() for r in rules) + "]"

@@ -34,16 +34,6 @@ def _summary(v: RuleVersion) -> RuleVersionSummary:
     )
 
 
-def _audit_details(v: RuleVersion) -> dict[str, object]:
-    return {
-        "version": v.version,
-        "rollback_of": v.rollback_of,
-        "digest": v.digest,
-        "rules": [r.id for r in v.rules],
-        "note": v.note,
-    }
-
-
 def router(services: AppServices, merchandiser: Merchandiser, guards: Sequence[Guard]) -> APIRouter:
     routes = APIRouter(tags=["admin"], dependencies=dependencies(guards))
     store = merchandiser.store
@@ -72,7 +62,7 @@ def router(services: AppServices, merchandiser: Merchandiser, guards: Sequence[G
         version = await run_in_threadpool(
             lambda: store.publish(list(body.rules), author=actor(request), note=body.note)
         )
-        await services.record("rules.publish", request, _audit_details(version))
+        await services.record("rules.publish", request, version.audit_details())
         return version
 
     @routes.get(f"{RULES_PATH}/versions", response_model=list[RuleVersionSummary])
@@ -89,7 +79,7 @@ def router(services: AppServices, merchandiser: Merchandiser, guards: Sequence[G
     async def rollback(request: Request, body: RollbackIn) -> RuleVersion:
         """Publish an old version's rules again, as a new version."""
         version = await run_in_threadpool(lambda: store.rollback(body.version, author=actor(request), note=body.note))
-        await services.record("rules.rollback", request, _audit_details(version))
+        await services.record("rules.rollback", request, version.audit_details())
         return version
 
     return routes
