@@ -23,15 +23,7 @@ RULES_PATH = "/v1/admin/rules"
 
 
 def _summary(v: RuleVersion) -> RuleVersionSummary:
-    return RuleVersionSummary(
-        version=v.version,
-        created_at=v.created_at,
-        author=v.author,
-        note=v.note,
-        rollback_of=v.rollback_of,
-        digest=v.digest,
-        rules=len(v.rules),
-    )
+    return RuleVersionSummary(**v.model_dump(exclude={"rules"}), rules=len(v.rules))
 
 
 def router(services: AppServices, merchandiser: Merchandiser, guards: Sequence[Guard]) -> APIRouter:
