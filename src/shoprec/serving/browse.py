@@ -64,9 +64,9 @@ def browse(
     catalog = bundle.catalog
     bm25 = bundle.lexical.scores(text)
     matched = bm25 > 0
-    active = rules is not None and rules.active
-    if rules is not None and active:
-        hidden, pinned = rules.targets(catalog)
+    plan = rules if rules is not None and rules.active else None
+    if plan is not None:
+        hidden, pinned = plan.targets(catalog)
         matched[pinned] = True
         matched[hidden] = False
     on_sale = catalog.allowed(Filters())
@@ -77,8 +77,8 @@ def browse(
     rows = np.flatnonzero(selected).astype(np.int64)
     order, scores = _ordered(bundle, rows, bm25, ranked, b.sort, selected)
     arranged = None
-    if rules is not None and active and b.sort == "relevance":
-        arranged = rules.arrange(catalog, order, selected, boost_window=len(scores))
+    if plan is not None and b.sort == "relevance":
+        arranged = plan.arrange(catalog, order, selected, boost_window=len(scores))
         order = arranged.rows
     page = order[b.offset : b.offset + b.limit]
     products = catalog.products
