@@ -7,6 +7,7 @@ survives a crash too. A reader sees the old content or the new, never a part of 
 after a crash the target holds one of them, and a failed write leaves the target untouched.
 
 - :func:`write_bytes`, :func:`write_text`, :func:`write_json`, :func:`save_npy`: a whole file;
+- :func:`create_bytes`: a whole file that must not exist yet (never replaces one);
 - :func:`atomic_binary`, :func:`atomic_text`: a file written as a stream (CSV, JSON Lines);
 - :func:`replacing`: a file that a library writes to a path of its own (an ONNX exporter);
 - :func:`build_folder`: a folder built in a temporary sibling, every file fsynced, then
@@ -157,6 +158,26 @@ def write_bytes(path: Path, data: bytes, *, mode: int = 0o644, before_replace: B
     """Replace ``path`` with ``data``, atomically and durably."""
     with atomic_binary(path, mode=mode, before_replace=before_replace) as f:
         f.write(data)
+
+
+def create_bytes(path: Path, data: bytes, *, mode: int = 0o644) -> bool:
+    """Write ``data`` to ``path`` only if no file has that name (False, and nothing written,
+    when one does), atomically and durably: the fsynced temporary file is hard-linked to the
+    name, which fails rather than replace. For records written once under a chosen number."""
+    path = Path(path)
+    tmp, fd = _temp_sibling(path, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+    return True
 
 
 def write_text(path: Path, text: str, *, mode: int = 0o644, before_replace: BeforeReplace | None = None) -> None:

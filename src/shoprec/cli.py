@@ -615,6 +615,48 @@ def cmd_registry_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rule_store(args: argparse.Namespace) -> Any:
+    from shoprec.serving.rulestore import RuleStore
+    from shoprec.settings import Settings
+
+    data_dir = Path(args.data_dir) if args.data_dir else Settings.load().data_dir
+    return RuleStore(data_dir / "rules")
+
+
+def cmd_rules_versions(args: argparse.Namespace) -> int:
+    versions = _rule_store(args).versions()
+    for v in versions:
+        restored = f" (rollback of {v.rollback_of})" if v.rollback_of is not None else ""
+        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(v.created_at))
+        print(f"{v.version:>5}  {when}  {v.author}  {len(v.rules)} rules{restored}  {v.note or ''}".rstrip())
+    if args.json:
+        print(json.dumps({"versions": [v.version for v in versions]}))
+    return 0
+
+
+def cmd_rules_show(args: argparse.Namespace) -> int:
+    store = _rule_store(args)
+    number = args.version if args.version is not None else store.current().number
+    if number is None:
+        print("no rules were ever published", file=sys.stderr)
+        return 1
+    print(store.get(number).model_dump_json(indent=2))
+    return 0
+
+
+def cmd_rules_rollback(args: argparse.Namespace) -> int:
+    from shoprec.settings import Settings
+
+    version = _rule_store(args).rollback(args.version, author=_cli_actor(), note=args.note)
+    audit_log = Settings.load().audit_log
+    if audit_log is not None:
+        from shoprec.security.audit import AuditLog
+
+        AuditLog(audit_log, clock=time.time).append("rules.rollback", _cli_actor(), version.audit_details())
+    print(f"published version {version.version} with the rules of version {args.version}")
+    return 0
+
+
 def cmd_eval_report(args: argparse.Namespace) -> int:
     from shoprec.atomicio import write_text
     from shoprec.registry import report
@@ -930,6 +972,24 @@ def _registry_commands(sub: Any) -> None:
         r.add_argument("--registry", help="registry folder (default: setting registry)")
 
 
+def _rules_commands(sub: Any) -> None:
+    """rules versions|show|rollback: the merchandising rule set's versions (set through the API)."""
+    p = sub.add_parser("rules", help="merchandising rules: versions, one version, rollback (set: PUT /v1/admin/rules)")
+    rs = p.add_subparsers(dest="rules_command", required=True)
+    r = rs.add_parser("versions", help="every version, newest first: when, who, how many rules, note")
+    r.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
+    r.set_defaults(func=cmd_rules_versions)
+    r = rs.add_parser("show", help="one version's rules as JSON (default: the current one)")
+    r.add_argument("version", type=int, nargs="?")
+    r.set_defaults(func=cmd_rules_show)
+    r = rs.add_parser("rollback", help="publish an old version's rules again as a new version (audited)")
+    r.add_argument("version", type=int)
+    r.add_argument("--note")
+    r.set_defaults(func=cmd_rules_rollback)
+    for r in rs.choices.values():
+        r.add_argument("--data-dir", help="the data folder holding rules/ (default: setting data_dir)")
+
+
 def _optimize_commands(sub: Any) -> None:
     """optimize, bench encoder: faster encoders, each step gated and measured."""
     p = sub.add_parser("optimize", help="faster encoder artifacts: quantize / distil, each step gated on NDCG@10")
@@ -1030,6 +1090,7 @@ def parser() -> argparse.ArgumentParser:
         _eval_commands,
         _trust_commands,
         _registry_commands,
+        _rules_commands,
         _optimize_commands,
         _retrain_commands,
         add_worker_commands,

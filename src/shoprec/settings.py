@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     anonymous_read: Flag = False
     audit_log: Path | None = None
     audit_search_sample_rate: Fraction = 0.0
+    # merchandising rules: versions in <data_dir>/rules; each worker looks for a new one at most this often
+    rules_check_s: Annotated[float, Field(ge=0, le=60)] = 1.0
     registry: Path | None = None
     registry_poll_s: PositiveFloat = 5.0
     drain_timeout_s: PositiveFloat = 30.0

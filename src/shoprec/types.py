@@ -105,11 +105,13 @@ DEFAULT_EF_SEARCH = 48
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """One ranked result. ``stages`` holds per-stage scores for ``explain``."""
+    """One ranked result. ``stages`` holds per-stage scores for ``explain``; ``rules`` the
+    merchandising rules that moved it."""
 
     product_id: str
     score: float
     stages: Mapping[str, float] = field(default_factory=dict)
+    rules: tuple[str, ...] = ()  # the merchandising rules that placed it (``pin:<id>``, ...)
 
 
 class Clock(Protocol):

@@ -38,6 +38,7 @@ from shoprec.http.routes import jobs as jobs_routes
 from shoprec.http.routes import metrics as metrics_routes
 from shoprec.http.routes import ops as ops_routes
 from shoprec.http.routes import recommend as recommend_routes
+from shoprec.http.routes import rules as rules_routes
 from shoprec.http.routes import search as search_routes
 from shoprec.http.routes import suggest as suggest_routes
 from shoprec.http.state import AppServices, Guards
@@ -47,7 +48,9 @@ from shoprec.security.audit import AuditLog
 from shoprec.serving.accelerated import AcceleratedSearch, apply_remote_update
 from shoprec.serving.cache import SearchCache
 from shoprec.serving.looplag import LoopLagMonitor
+from shoprec.serving.merchandising import Merchandiser
 from shoprec.serving.recommend import RecommendService
+from shoprec.serving.rulestore import RuleStore
 from shoprec.serving.runtime import Runtime
 from shoprec.serving.search import SearchService
 from shoprec.serving.services import build_services, replay_posted_events
@@ -101,7 +104,8 @@ def create_app(
     overload = Overload.from_settings(settings)
     overload.gate.chooser.shedding_upstream = lambda: loop_lag.overloaded  # the front door refuses: step down
     renderer = HitRenderer()
-    services = AppServices(settings, runtime, sink, accelerated, overload, renderer, audit, metrics)
+    merchandiser = Merchandiser(RuleStore(settings.data_dir / "rules", check_every_s=settings.rules_check_s))
+    services = AppServices(settings, runtime, sink, accelerated, overload, renderer, audit, metrics, merchandiser)
     accelerated.cache.on_catalog_update(lambda update: apply_remote_update(services.search, update))
 
     authenticator = Authenticator(keys, anonymous_read=settings.anonymous_read)
@@ -151,6 +155,7 @@ def create_app(
         recommend_routes.router(services, guards.search),
         events_routes.router(services, guards.events, wall_clock),
         admin_routes.router(services, guards.admin),
+        rules_routes.router(services, merchandiser, guards.admin),
         *([jobs_routes.router(services, jobs, guards.admin)] if jobs is not None else []),
         *([events_routes.admin_router(stream, nearline, guards.admin)] if stream and nearline else []),
     ):

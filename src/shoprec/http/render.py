@@ -73,22 +73,32 @@ class HitRenderer:
 
     def dicts(self, catalog: CatalogArrays, hits: Sequence[Hit], explain: bool) -> list[dict[str, Any]]:
         """The hits still on sale as JSON-ready dicts."""
-        return [scored(r.fields, h.score, dict(h.stages) if explain else None) for h, r in self._on_sale(catalog, hits)]
+        return [
+            scored(r.fields, h.score, dict(h.stages) if explain else None, list(h.rules) if explain else None)
+            for h, r in self._on_sale(catalog, hits)
+        ]
 
     def fragment(self, catalog: CatalogArrays, hits: Sequence[Hit], explain: bool) -> orjson.Fragment:
         """The same list as :meth:`dicts`, already serialised (for an orjson body)."""
         parts = []
         for h, r in self._on_sale(catalog, hits):
             score = orjson.dumps(h.score if math.isfinite(h.score) else 0.0)
-            parts.append(
-                r.json_prefix + score + (b',"stages":' + orjson.dumps(dict(h.stages)) + b"}" if explain else b"}")
-            )
+            if explain:
+                extra = b',"stages":' + orjson.dumps(dict(h.stages)) + b',"rules":' + orjson.dumps(list(h.rules))
+                parts.append(r.json_prefix + score + extra + b"}")
+            else:
+                parts.append(r.json_prefix + score + b"}")
         return orjson.Fragment(b"[" + b",".join(parts) + b"]")
 
 
-def scored(fields: dict[str, Any], score: float, stages: dict[str, float] | None) -> dict[str, Any]:
-    """A product's hit fields with its score (0 where not finite) and, for explain, its stages."""
+def scored(
+    fields: dict[str, Any], score: float, stages: dict[str, float] | None, rules: list[str] | None = None
+) -> dict[str, Any]:
+    """A product's hit fields with its score (0 where not finite) and, for explain, its stages
+    and the merchandising rules that placed it."""
     hit = {**fields, "score": float(score) if math.isfinite(score) else 0.0}
     if stages is not None:
         hit["stages"] = stages
+    if rules is not None:
+        hit["rules"] = rules
     return hit

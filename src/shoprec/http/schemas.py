@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from shoprec.serving.rulestore import RuleIn
 from shoprec.settings import Settings
 
 FILTER_MAX_CHARS = 200  # category and brand filters
@@ -36,6 +37,9 @@ class HitOut(BaseModel):
     stages: dict[str, float] | None = None
     title_highlighted: str | None = Field(
         default=None, description="with `highlight`: the title HTML-escaped, the query's words in `<mark>`"
+    )
+    rules: list[str] | None = Field(
+        default=None, description="explain: the merchandising rules that placed it (pin:<id>, boost:<id>, bury:<id>)"
     )
 
 
@@ -91,6 +95,8 @@ class SearchOut(BaseModel):
     correction: CorrectionOut | None = Field(
         default=None, description="the typos corrected before searching (null: searched as typed)"
     )
+    rules_version: int | None = Field(default=None, description="the merchandising rule set version applied")
+    rules_applied: list[str] | None = Field(default=None, description="the ids of the rules in effect for this search")
 
 
 class SimilarOut(BaseModel):
@@ -199,3 +205,29 @@ def events_in(settings: Settings) -> type[EventsIn]:
         __base__=EventsIn,
         events=(list[event], Field(min_length=1, max_length=settings.max_events_per_batch)),
     )
+
+
+class RuleVersionSummary(BaseModel):
+    version: int
+    created_at: float
+    author: str
+    note: str | None = None
+    rollback_of: int | None = None
+    digest: str
+    rules: int = Field(description="how many rules the version holds")
+
+
+class RulesCurrentOut(BaseModel):
+    version: int | None = Field(description="the current version; null: no rules were ever published")
+    created_at: float | None = None
+    author: str | None = None
+    note: str | None = None
+    rollback_of: int | None = None
+    digest: str | None = None
+    rules: list[RuleIn]
+
+
+class RollbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1, description="the version whose rules to publish again, as a new version")
+    note: str | None = Field(default=None, max_length=500)

@@ -19,6 +19,7 @@ from shoprec.http.overload import Overload
 from shoprec.http.render import HitRenderer
 from shoprec.security.audit import AuditLog
 from shoprec.serving.accelerated import AcceleratedSearch
+from shoprec.serving.merchandising import Merchandiser
 from shoprec.serving.recommend import RecommendService
 from shoprec.serving.runtime import Live, Runtime
 from shoprec.serving.search import SearchService
@@ -42,6 +43,7 @@ class AppServices:
     renderer: HitRenderer
     audit: AuditLog | None = None
     metrics: Metrics | None = None  # None: metrics off
+    merchandiser: Merchandiser | None = None  # None: no merchandising rules
 
     def live(self) -> Live | None:
         """The version this request leased (see ``LeaseMiddleware``), else the current one."""

@@ -29,6 +29,7 @@ from shoprec.errors import NotFoundError, RequestError
 from shoprec.serving.batching import DynamicBatcher
 from shoprec.serving.browse import Browse, BrowseResult, browse
 from shoprec.serving.cache import CachedResult, ResultKey, SearchCache
+from shoprec.serving.merchandising import RulePlan
 from shoprec.serving.search import SearchQuery, SearchResult, SearchService
 from shoprec.types import Effort, FloatArray
 
@@ -160,12 +161,15 @@ class AcceleratedSearch:
         timings["total_ms"] = (self._clock() - t0) * 1000
         return value, from_cache, timings
 
-    async def browse(self, service: SearchService, q: SearchQuery, result: CachedResult, b: Browse) -> BrowseResult:
+    async def browse(
+        self, service: SearchService, q: SearchQuery, result: CachedResult, b: Browse, rules: RulePlan | None = None
+    ) -> BrowseResult:
         """The page, total and facet counts of ``q``'s matched set (:mod:`shoprec.serving.browse`),
         in a worker thread; ``result`` is ``q``'s ranking (cached under ``q``'s key, which holds
-        all it depends on: the page, order and counts are computed afresh for each request)."""
+        all it depends on: the page, order and counts are computed afresh for each request, as
+        are the merchandising ``rules``' effects)."""
         text = service.lexical_text(q.text)  # with the shop's synonyms, as lexical retrieval reads it
-        return await self._run_sync(lambda: browse(service.bundle, text, q.filters, result.hits, b))  # type: ignore[no-any-return]
+        return await self._run_sync(lambda: browse(service.bundle, text, q.filters, result.hits, b, rules))  # type: ignore[no-any-return]
 
     # --- catalog updates ------------------------------------------------------------
     async def update_product(

@@ -27,6 +27,7 @@ import numpy.typing as npt
 
 from shoprec.core.facets import price_bins, price_counts, value_counts
 from shoprec.models.bundle import Bundle
+from shoprec.serving.merchandising import RulePlan
 from shoprec.types import Filters, Hit
 
 Sort = Literal["relevance", "price_asc", "price_desc", "popularity"]
@@ -52,12 +53,22 @@ class BrowseResult:
     facets: dict[str, dict[str, int]]
 
 
-def browse(bundle: Bundle, text: str, filters: Filters, ranked: Sequence[Hit], b: Browse) -> BrowseResult:
+def browse(
+    bundle: Bundle, text: str, filters: Filters, ranked: Sequence[Hit], b: Browse, rules: RulePlan | None = None
+) -> BrowseResult:
     """The page ``b`` asks for of ``text``'s matched set under ``filters``, its size and the
-    facet counts; ``ranked`` is the pipeline's ranking (used by the ``relevance`` order)."""
+    facet counts; ``ranked`` is the pipeline's ranking (used by the ``relevance`` order).
+    ``rules``: the merchandising rules in effect (:mod:`shoprec.serving.merchandising`): hidden
+    products leave the matched set and pinned ones join it, in every order; pins, boosts and
+    buries place products in the ``relevance`` order only."""
     catalog = bundle.catalog
     bm25 = bundle.lexical.scores(text)
     matched = bm25 > 0
+    plan = rules if rules is not None and rules.active else None
+    if plan is not None:
+        hidden, pinned = plan.targets(catalog)
+        matched[pinned] = True
+        matched[hidden] = False
     on_sale = catalog.allowed(Filters())
     if on_sale is not None:
         matched &= on_sale
@@ -65,9 +76,16 @@ def browse(bundle: Bundle, text: str, filters: Filters, ranked: Sequence[Hit], b
     selected = matched if allowed is None else matched & allowed
     rows = np.flatnonzero(selected).astype(np.int64)
     order, scores = _ordered(bundle, rows, bm25, ranked, b.sort, selected)
+    arranged = None
+    if plan is not None and b.sort == "relevance":
+        arranged = plan.arrange(catalog, order, selected, boost_window=len(scores))
+        order = arranged.rows
     page = order[b.offset : b.offset + b.limit]
     products = catalog.products
-    hits = [Hit(products[r].id, float(scores.get(r, bm25[r]))) for r in page.tolist()]
+    hits = [
+        Hit(products[r].id, float(scores.get(r, bm25[r])), rules=arranged.reasons(r) if arranged else ())
+        for r in page.tolist()
+    ]
     return BrowseResult(hits=hits, total=int(len(rows)), facets=facet_counts(bundle, filters, matched, b.facets))
 
 

@@ -44,12 +44,15 @@ def test_the_fragment_is_the_dicts_serialised() -> None:
     assert got[2]["price"] == 1e16
 
 
-def test_explain_adds_the_stages_after_the_score() -> None:
+def test_explain_adds_the_stages_and_rules_after_the_score() -> None:
     r, c = HitRenderer(), catalog()
-    got = both(r, c, [Hit("p1", 2.0, {"bm25": 1.5, "final": 2.0})], explain=True)
-    assert list(got[0])[-2:] == ["score", "stages"]
-    assert got[0]["stages"] == {"bm25": 1.5, "final": 2.0}
-    assert "stages" not in both(r, c, [Hit("p1", 2.0, {"bm25": 1.5})])[0]
+    hits = [Hit("p1", 2.0, {"bm25": 1.5, "final": 2.0}), Hit("p3", 1.0, rules=("pin:a", "boost:b"))]
+    got = both(r, c, hits, explain=True)
+    assert list(got[0])[-3:] == ["score", "stages", "rules"]
+    assert got[0]["stages"] == {"bm25": 1.5, "final": 2.0} and got[0]["rules"] == []
+    assert got[1]["rules"] == ["pin:a", "boost:b"]
+    plain = both(r, c, hits)
+    assert "stages" not in plain[0] and "rules" not in plain[1]
 
 
 def test_catalog_changes_show_and_unknown_or_removed_products_are_left_out() -> None:

@@ -291,7 +291,12 @@ class SearchHandler:
         service = self.services.require()
         correction = service.correction(p.q) if p.correct else None
         text = p.q if correction is None else correction.corrected  # what is searched, cached and encoded
+        merchandiser = self.services.merchandiser
+        # rules are written for the queries as spelt right: scoped on the corrected text
+        rules = None if merchandiser is None else merchandiser.plan(service.bundle.catalog, text, p.category)
         k = p.k if browse is None else self.relevance_window  # a browse ranks one fixed window
+        if rules is not None and rules.active:
+            k = rules.ranked_k(k, self.relevance_window)
         query = SearchQuery(text, k=k, filters=p.filters(), pipeline=p.pipeline, explain=p.explain, user_id=p.user_id)
         started = self.clock()
         result = self.accelerated.cached(service, query)  # at the requested quality: costs nothing
@@ -304,17 +309,23 @@ class SearchHandler:
         metrics = self.services.metrics
         if metrics is not None:
             metrics.search(level, timings, cached)
-        if self.sample_audit():
-            results = [h.product_id for h in result.hits]
-            details = {"q": p.q, "k": p.k, "pipeline": result.pipeline, "model_version": service.bundle.version}
-            await self.services.record("search", request, {**details, "results": results})
         hits, extra = result.hits, dict[str, Any]()
         if browse is not None:
-            page = await self.accelerated.browse(service, query, result, browse)
+            page = await self.accelerated.browse(service, query, result, browse, rules)
             hits = tuple(page.hits)
             extra = {"total": page.total, "page": p.page, "per_page": browse.limit, "sort": browse.sort}
             if browse.facets:
                 extra["facets"] = page.facets
+        elif rules is not None and rules.active:
+            hits = tuple(rules.apply(service.bundle.catalog, hits, query.filters, p.k))
+        if rules is not None and rules.version is not None:
+            extra["rules_version"] = rules.version
+            if rules.active:
+                extra["rules_applied"] = rules.ids
+        if self.sample_audit():
+            results = [h.product_id for h in hits]
+            details = {"q": p.q, "k": p.k, "pipeline": result.pipeline, "model_version": service.bundle.version}
+            await self.services.record("search", request, {**details, "results": results})
         body = {
             "query": p.q,
             "k": p.k if browse is None else browse.limit,
