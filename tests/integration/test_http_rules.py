@@ -176,6 +176,16 @@ def test_scopes_exact_containing_and_category(api: Api) -> None:
     assert "T002" not in api.ids(q="drill", k=3, category="Tools > Power Tools", brand="Ironridge")
 
 
+def test_rules_follow_the_corrected_query(api: Api) -> None:
+    """A rule is written for the query spelt right; a typo corrected to it gets the rule."""
+    api.put(rule("exact", "query_exact", "hammer", type="pin", product_id="T013", position=1))
+    body = api.search(q="hamemr", k=3)
+    assert body["correction"]["corrected"] == "hammer"
+    assert body["results"][0]["id"] == "T013" and body["rules_applied"] == ["exact"]
+    as_typed = api.search(q="hamemr", k=3, correct="false")
+    assert as_typed["correction"] is None and not as_typed.get("rules_applied")
+
+
 def test_versions_rollback_and_audit(api: Api) -> None:
     v1 = api.put(rule("one", "query_exact", "drill", type="pin", product_id="T020", position=1), note="first")
     v2 = api.put(rule("two", "query_exact", "drill", type="pin", product_id="T021", position=1))
