@@ -20,6 +20,10 @@ as infinitely slow) and the sustainable rate (kept up with, whatever the latency
 
 - proxy overhead: p50 of ``/readyz`` (a trivial routed endpoint) at 50/s through Ray's proxy
   to one replica minus the same on ``shoprec serve``, and the same difference for a search;
+- routers (unless ``--skip router``): two replicas, one starved of CPU (SIGSTOP for 40 ms of
+  every 60 ms), at half of their full-quality throughput for ``--router-s`` seconds each:
+  Ray's default router (power of two choices on queue length) against
+  ``LatencyAwareRouter`` (two choices on recent latency x queue length);
 - failover (unless ``--skip failover``): two replicas under a steady load at half of their
   full-quality throughput for ``--failover-s`` seconds; a third of the way in one replica
   is SIGKILLed. Reported: the failed fraction of the window's requests, the window's p99,
@@ -78,7 +82,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--refine", type=int, default=1, help="bisections of the p99 <= 50 ms knee")
     ap.add_argument("--connections", type=int, default=128)
     ap.add_argument("--failover-s", type=float, default=30.0, help="the failover window (the issue asks for 60)")
-    ap.add_argument("--skip", default="", help="comma-separated: ladder, failover")
+    ap.add_argument("--router-s", type=float, default=15.0, help="each router's window, one replica starved")
+    ap.add_argument("--skip", default="", help="comma-separated: ladder, router, failover")
     ap.add_argument("--seed", type=int, default=0)
     return ap.parse_args(argv)
 
@@ -128,10 +133,10 @@ class RayCluster:
         )
         serve.start(http_options={"host": "127.0.0.1", "port": port})
 
-    def deploy(self, artifacts: Path, env: dict[str, str], replicas: int) -> float:
+    def deploy(self, artifacts: Path, env: dict[str, str], replicas: int, router: str = "pow2") -> float:
         t0 = time.perf_counter()
         environ = self.rs.settings_environ({**BENCH_ENV, **env}, artifacts=str(artifacts))
-        scale = self.rs.Scale(replicas=replicas, replica_cpus=1.0)
+        scale = self.rs.Scale(replicas=replicas, replica_cpus=1.0, router=router)
         self.serve.run(self.rs.application(environ, scale), name=self.rs.APP_NAME, route_prefix="/")
         return time.perf_counter() - t0
 
@@ -226,6 +231,52 @@ def failover(cluster: RayCluster, rate: float, window_s: float, queries: list[st
     }
 
 
+class Starver:
+    """Starve one replica of CPU: SIGSTOP it for ``stop_ms`` of every ``period_ms`` (it runs at
+    most the rest of the time, and stalls in between), until stopped; SIGCONT at the end."""
+
+    def __init__(self, pid: int, stop_ms: float = 40.0, period_ms: float = 60.0) -> None:
+        self.pid, self.stop_s, self.run_s = pid, stop_ms / 1000, (period_ms - stop_ms) / 1000
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._done.is_set():
+            os.kill(self.pid, signal.SIGSTOP)
+            self._done.wait(self.stop_s)
+            os.kill(self.pid, signal.SIGCONT)
+            self._done.wait(self.run_s)
+
+    def __enter__(self) -> Starver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
+        os.kill(self.pid, signal.SIGCONT)
+
+
+def routers(cluster: RayCluster, artifacts: Path, rate: float, window_s: float, queries: list[str]) -> dict[str, Any]:
+    """Two replicas, one starved of CPU, at a fixed rate: Ray's default router against
+    :class:`LatencyAwareRouter`, the same load for each."""
+    found: dict[str, Any] = {"rate": rate, "window_s": window_s, "starved": "SIGSTOP 40 ms of every 60 ms"}
+    n = max(1, int(rate * window_s))
+    for router in ("pow2", "latency"):
+        cluster.deploy(artifacts, {**CACHE_OFF_ENV, **FULL_QUALITY_ENV}, 2, router=router)
+        paths = loadgen.make_paths("/v1/search?q={q}&k=10", loadgen.distinct_stream(queries, n, offset=11, seed=2))
+        warm = paths[: max(1, int(rate * 2))]
+        asyncio.run(loadgen.run_step("127.0.0.1", cluster.port, warm, rate, connections=64))
+        with Starver(replica_pids()[0]):
+            step = asyncio.run(loadgen.run_step("127.0.0.1", cluster.port, paths, rate, connections=64, grace_s=10))
+        row = step.summary(P99_MS)
+        found[router] = {k: row[k] for k in ("requests", "achieved_rps", "p50_ms", "p95_ms", "p99_ms", "errors")}
+        print(f"[router {router}] {found[router]}", file=sys.stderr)
+    a, b = found["pow2"]["p99_ms"], found["latency"]["p99_ms"]
+    found["p99_latency_over_pow2"] = ratio(b, a)
+    return found
+
+
 # --- the run --------------------------------------------------------------------------------
 
 
@@ -283,10 +334,12 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                         "sustainable_rps": loadgen.sustainable(rows),
                         "ready_s": round(ready_s, 1),
                     }
+            base = results.get("ray_2_full", {}).get("rps") or results["single_full"]["rps"] or 20.0
+            rate = max(5.0, round(0.5 * float(base), 1))
+            if "router" not in skip:
+                out["routers"] = routers(cluster, artifacts, rate, args.router_s, queries)
             if "failover" not in skip:
                 cluster.deploy(artifacts, {**CACHE_OFF_ENV, **FULL_QUALITY_ENV}, 2)
-                base = results.get("ray_2_full", {}).get("rps") or results["single_full"]["rps"] or 20.0
-                rate = max(5.0, round(0.5 * float(base), 1))
                 print(f"[failover] 2 replicas at {rate}/s for {args.failover_s:.0f} s, one SIGKILLed", file=sys.stderr)
                 out["failover"] = failover(cluster, rate, args.failover_s, queries)
         finally:
@@ -310,6 +363,8 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     out["failover_failed_fraction"] = fo.get("failed_fraction")
     out["failover_recovery_s"] = fo.get("recovery_s")
     out["failover_p99_ms"] = fo.get("p99_ms")
+    rt = out.get("routers") or {}
+    out["router_p99_ms"] = {k: rt[k]["p99_ms"] for k in ("pow2", "latency") if k in rt}
     out["only_loopback"] = bool(
         out["confinement_start"]["only_loopback"] and out.get("confinement", {}).get("only_loopback")
     )
@@ -329,6 +384,14 @@ def print_table(out: dict[str, Any]) -> None:
         f"proxy overhead p50: /readyz {out['proxy_overhead_ms']} ms "
         f"({out['single_readyz_p50_ms']} -> {out['ray_readyz_p50_ms']}), search {out['proxy_overhead_search_ms']} ms"
     )
+    rt = out.get("routers")
+    if rt:
+        for name in ("pow2", "latency"):
+            r = rt[name]
+            print(
+                f"router {name:<8} one replica starved, {rt['rate']}/s: p50 {r['p50_ms']} p95 {r['p95_ms']} "
+                f"p99 {r['p99_ms']} ms, errors {r['errors']}"
+            )
     fo = out.get("failover")
     if fo:
         print(

@@ -293,7 +293,7 @@ RAY_OPTIONS = ("replicas", "autoscale", "max_replicas_per_node", "replica_cpus",
 
 def _serve_ray(args: argparse.Namespace, settings: Settings) -> int:
     """``shoprec serve --ray``: the same app as replicas behind Ray Serve's proxy."""
-    from shoprec.cluster import ray_serve  # the one module that imports ray
+    import shoprec.cluster.ray_serve as ray_serve  # the one module that imports ray
 
     if args.replicas is not None and args.autoscale is not None:
         raise ConfigError("pass --replicas N or --autoscale MIN:MAX, not both")

@@ -99,3 +99,42 @@ def test_the_serving_path_does_not_import_ray() -> None:
     code = "import sys, shoprec.cli, shoprec.http.app; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+class _Replica:
+    def __init__(self, name: str) -> None:
+        self.replica_id = name
+
+
+class _QueueLengths:
+    def __init__(self, lengths: dict[str, int]) -> None:
+        self.lengths = lengths
+
+    def get(self, replica_id: str) -> int | None:
+        return self.lengths.get(replica_id)
+
+
+class _Request:
+    def __init__(self, request_id: str) -> None:
+        self.metadata = type("Metadata", (), {"internal_request_id": request_id})()
+
+
+def test_latency_aware_router_prefers_the_shorter_expected_wait() -> None:
+    import asyncio
+
+    clock = iter([0.0, 0.4, 1.0, 1.01])
+    router = ray_serve.LatencyAwareRouter.__new__(ray_serve.LatencyAwareRouter)  # no Ray framework around it
+    router.initialize_state(alpha=0.5, clock=lambda: next(clock))
+    router._replica_queue_len_cache = _QueueLengths({"slow": 0, "fast": 0})
+    for replica, request in (("slow", "r1"), ("fast", "r2")):
+        router.on_request_routed(_Request(request), replica, None)  # type: ignore[arg-type]
+        router.on_request_completed(replica, request)  # type: ignore[arg-type]
+    assert router._latency_s == {"slow": pytest.approx(0.4), "fast": pytest.approx(0.01)}
+    slow, fast = _Replica("slow"), _Replica("fast")
+    ranked = asyncio.run(router.choose_replicas([slow, fast]))  # type: ignore[list-item]
+    assert [r[0].replica_id for r in ranked] == ["fast", "slow"]
+    # a long enough queue on the fast one makes the slow one the better bet
+    router._replica_queue_len_cache = _QueueLengths({"slow": 0, "fast": 60})
+    ranked = asyncio.run(router.choose_replicas([slow, fast]))  # type: ignore[list-item]
+    assert [r[0].replica_id for r in ranked] == ["slow", "fast"]
+    assert asyncio.run(router.choose_replicas([])) == []
