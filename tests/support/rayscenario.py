@@ -317,9 +317,11 @@ def replica_kill(url: str, running: Callable[[], int]) -> dict[str, Any]:
         os.kill(before[0], signal.SIGKILL)
         replaced_s = None
         deadline = t_kill + 120
+        seen_down = False  # Ray's status may still count the killed replica for a moment
         while time.monotonic() < deadline:
-            pids = replica_pids()
-            if before[0] not in pids and len(pids) == 2 and running() == 2:
+            pids, now_running = replica_pids(), running()
+            seen_down = seen_down or now_running < 2
+            if seen_down and before[0] not in pids and len(pids) == 2 and now_running == 2:
                 replaced_s = time.monotonic() - t_kill
                 break
             time.sleep(0.1)  # polling Ray's replica states, with a deadline
