@@ -288,7 +288,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-RAY_OPTIONS = ("replicas", "autoscale", "max_replicas_per_node", "replica_cpus", "ray_address")
+RAY_OPTIONS = ("replicas", "autoscale", "max_replicas_per_node", "replica_cpus", "ray_address", "router")
 
 
 def _serve_ray(args: argparse.Namespace, settings: Settings) -> int:
@@ -302,6 +302,7 @@ def _serve_ray(args: argparse.Namespace, settings: Settings) -> int:
         autoscale=ray_serve.parse_autoscale(args.autoscale) if args.autoscale is not None else None,
         max_replicas_per_node=args.max_replicas_per_node,
         replica_cpus=args.replica_cpus if args.replica_cpus is not None else 1.0,
+        router=args.router or "pow2",
     )
     environ = ray_serve.settings_environ()  # what cmd_serve resolved is in the environment now
     print(
@@ -803,6 +804,11 @@ def _data_commands(sub: Any) -> None:
     p.add_argument("--max-replicas-per-node", type=int, help="with --ray: spread replicas over nodes")
     p.add_argument("--replica-cpus", type=float, help="with --ray: CPUs Ray reserves per replica (default 1)")
     p.add_argument("--ray-address", help="with --ray: join this Ray cluster (default: start one here)")
+    p.add_argument(
+        "--router",
+        choices=["pow2", "latency"],
+        help="with --ray: Ray's shorter-queue-of-two (pow2, default) or recent latency x queue (latency)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("search", help="run one query and print a table")

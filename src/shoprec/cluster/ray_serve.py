@@ -83,6 +83,8 @@ class Scale:
             raise ConfigError(f"autoscale needs 0 <= MIN <= MAX and MAX >= 1, got {self.autoscale}")
         if self.max_replicas_per_node is not None and self.max_replicas_per_node < 1:
             raise ConfigError(f"max_replicas_per_node must be >= 1, got {self.max_replicas_per_node}")
+        if self.router not in ("pow2", "latency"):
+            raise ConfigError(f'router is "pow2" or "latency", got {self.router!r}')
         if self.replica_cpus < 0 or self.target_ongoing_requests <= 0 or self.max_ongoing_requests < 1:
             raise ConfigError(
                 "replica_cpus >= 0, target_ongoing_requests > 0 and max_ongoing_requests >= 1 are required"
@@ -222,9 +224,10 @@ def build(args: Mapping[str, Any]) -> Any:
     """The application builder of ``deploy/ray/serve.yaml`` (``serve deploy``). ``args``:
     ``settings`` (shoprec settings by name, e.g. ``registry``, ``redis_url``; the rest comes
     from the replicas' ``SHOPREC_*`` environment), ``replicas`` or ``autoscale`` ("MIN:MAX"),
-    ``max_replicas_per_node``, ``replica_cpus``, ``target_ongoing_requests``, ``max_ongoing_requests``."""
+    ``max_replicas_per_node``, ``replica_cpus``, ``target_ongoing_requests``, ``max_ongoing_requests``,
+    ``router`` ("pow2" or "latency")."""
     known = {"settings", "replicas", "autoscale", "max_replicas_per_node", "replica_cpus"}
-    known |= {"target_ongoing_requests", "max_ongoing_requests"}
+    known |= {"target_ongoing_requests", "max_ongoing_requests", "router"}
     unknown = set(args) - known
     if unknown:
         raise ConfigError(f"unknown shoprec application args: {sorted(unknown)} (known: {sorted(known)})")

@@ -56,6 +56,7 @@ def test_bad_autoscale_is_refused(text: str) -> None:
         (["--ray", "--replicas", "2", "--autoscale", "1:4"], "not both"),
         (["--ray", "--autoscale", "4"], "MIN:MAX"),
         (["--ray", "--replicas", "0"], "replicas must be >= 1"),
+        (["--router", "latency"], "need --ray"),
     ],
 )
 def test_serve_refuses_inconsistent_ray_options(
@@ -80,12 +81,21 @@ def test_serve_yaml_names_the_application_builder() -> None:
         "replica_cpus",
         "target_ongoing_requests",
         "max_ongoing_requests",
+        "router",
     }
     # the builder accepts the file's args (its settings are names of real settings)
     application = ray_serve.build(
         {**args, "settings": {k: v for k, v in args["settings"].items() if k != "trusted_keys"}}
     )
     assert type(application).__name__ == "Application"
+
+
+def test_latency_router_is_an_option() -> None:
+    options = ray_serve.Scale(replicas=2, router="latency").deployment_options()
+    assert options["request_router_config"] == {"request_router_class": ray_serve.LatencyAwareRouter}
+    assert "request_router_config" not in ray_serve.Scale(replicas=2).deployment_options()
+    with pytest.raises(ConfigError):
+        ray_serve.Scale(router="fastest")  # type: ignore[arg-type]
 
 
 def test_builder_refuses_unknown_args_and_settings() -> None:
