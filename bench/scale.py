@@ -237,10 +237,21 @@ def failover(cluster: RayCluster, rate: float, window_s: float, queries: list[st
         "p99_ms": row["p99_ms"],
         "p50_ms": row["p50_ms"],
         "statuses": row["statuses"],
+        **failures(step.samples),
         "recovery_s": found.get("recovery_s"),
         "replicas_before": before,
         "replicas_after": replica_pids(),
     }
+
+
+def failures(samples: Sequence[Any]) -> dict[str, int]:
+    """The failed requests split by who refused: shoprec sheds on purpose with a 503 carrying
+    ``Retry-After`` (its front door or admission gate, e.g. while a replacement replica loads
+    on the same cores); anything else (a 500 for a request lost with its replica, no answer)
+    is a failure of the cluster."""
+    failed = [s for s in samples if not 200 <= s.status < 300]
+    shed = sum(1 for s in failed if s.status in (429, 503) and s.retry_after)
+    return {"failed_shed_with_retry_after": shed, "failed_other": len(failed) - shed}
 
 
 class Starver:
@@ -334,6 +345,7 @@ def node_stop(artifacts: Path, rate: float, window_s: float, queries: list[str],
         found.update(
             requests=row["requests"],
             failed=row["errors"],
+            **failures(step.samples),
             failed_fraction=round(int(row["errors"]) / max(1, int(row["requests"])), 5),  # type: ignore[call-overload]
             p99_ms=row["p99_ms"],
             answered_after_5s=sum(1 for s in after if s.status == 200),

@@ -217,7 +217,10 @@ class ShoprecReplica:
 def application(environ: Mapping[str, str], scale: Scale) -> Any:
     """The bound Ray Serve application: ``scale``'s replicas of the app over ``environ``'s settings."""
     deployment = serve.deployment(**scale.deployment_options())(ShoprecReplica)
-    return deployment.bind(dict(environ))
+    environ = dict(environ)
+    if scale.replica_cpus >= 1:  # the model's thread pools sized to what Ray reserves, not to the whole node
+        environ.setdefault(f"{ENV_PREFIX}THREADS", str(int(scale.replica_cpus)))
+    return deployment.bind(environ)
 
 
 def build(args: Mapping[str, Any]) -> Any:
