@@ -28,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -216,7 +217,9 @@ def main() -> int:
     }
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOPREC_")}
     env |= settings_env(**settings) | {"RAY_USAGE_STATS_ENABLED": "0", "OMP_WAIT_POLICY": "PASSIVE"}
-    env["RAY_TMPDIR"] = str(work / "ray")
+    # Ray's session folder: short, whatever the test's tmp path (a socket path has at most 107 bytes)
+    ray_tmp = Path(tempfile.mkdtemp(prefix="shoprec-ray-"))
+    env["RAY_TMPDIR"] = str(ray_tmp)
     plain_server = ServerProcess(settings).start()
     try:
         with ray_server(env, free_port(), work / "ray-serve.log") as url:
@@ -237,6 +240,7 @@ def main() -> int:
     finally:
         plain_server.stop()
         redis.stop()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
     print(json.dumps(results))
     return 0
 
