@@ -3,7 +3,8 @@
 Everything runs as one process tree in a network namespace of its own with only loopback up
 (``unshare -rn``): ``tests/support/rayscenario.py`` starts Redis, a registry, both servers
 and the load, runs every scenario once (one Ray cluster for the module) and prints what it
-saw; the tests below assert on that record. Skipped where Ray, ``unshare -rn`` or
+saw; one test asserts every check below on that record (one test, so that one Ray cluster
+runs however pytest-xdist spreads the tests). Skipped where Ray, ``unshare -rn`` or
 ``redis-server`` is unavailable."""
 
 from __future__ import annotations
@@ -38,8 +39,7 @@ def _why_not() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def record(tmp_path_factory: pytest.TempPathFactory, tiny_static_artifacts: Path) -> dict[str, Any]:
+def run_scenarios(tmp_path_factory: pytest.TempPathFactory, tiny_static_artifacts: Path) -> dict[str, Any]:
     why = _why_not()
     if why is not None:
         pytest.skip(why)
@@ -62,7 +62,7 @@ def _ok(record: dict[str, Any], name: str) -> dict[str, Any]:
     return part
 
 
-def test_everything_listens_on_loopback_only(record: dict[str, Any]) -> None:
+def check_everything_listens_on_loopback_only(record: dict[str, Any]) -> None:
     for when in ("confinement_before", "confinement"):
         c = record[when]
         assert c["only_loopback"], c
@@ -71,7 +71,7 @@ def test_everything_listens_on_loopback_only(record: dict[str, Any]) -> None:
     assert record["replicas_at_start"] == 2
 
 
-def test_same_answers_as_shoprec_serve(record: dict[str, Any]) -> None:
+def check_same_answers_as_shoprec_serve(record: dict[str, Any]) -> None:
     answers = _ok(record, "answers")
     different = [row for row in answers["rows"] if not row["same"]]
     assert not different, json.dumps(different, indent=1)[:4000]
@@ -81,7 +81,7 @@ def test_same_answers_as_shoprec_serve(record: dict[str, Any]) -> None:
     assert answers["admin_model_status"] == 200 and answers["admin_model"]["registry_version"] == "v1"
 
 
-def test_rate_limit_is_shared_across_replicas(record: dict[str, Any]) -> None:
+def check_rate_limit_is_shared_across_replicas(record: dict[str, Any]) -> None:
     limited = _ok(record, "rate_limit")
     statuses = limited["statuses"]
     # one bucket of 5 in Redis for both replicas: 5 pass, 7 refused (per-replica buckets: up to 10)
@@ -89,7 +89,7 @@ def test_rate_limit_is_shared_across_replicas(record: dict[str, Any]) -> None:
     assert statuses.count(429) == 7, statuses
 
 
-def test_rolling_promote_and_rollback_fail_no_request(record: dict[str, Any]) -> None:
+def check_rolling_promote_and_rollback_fail_no_request(record: dict[str, Any]) -> None:
     rolling = _ok(record, "rolling")
     assert rolling["total"]["statuses"] == {"200": rolling["total"]["requests"]}, rolling["total"]
     steps = {(s["action"], s["to"]): s for s in rolling["steps"]}
@@ -101,7 +101,7 @@ def test_rolling_promote_and_rollback_fail_no_request(record: dict[str, Any]) ->
     assert set(steps["rollback", "v1"]["versions"]) <= {"v1", "v2"}
 
 
-def test_replica_killed_under_load_is_replaced(record: dict[str, Any]) -> None:
+def check_replica_killed_under_load_is_replaced(record: dict[str, Any]) -> None:
     kill = _ok(record, "replica_kill")
     assert kill["replaced_s"] is not None, kill
     assert kill["pids_before"][0] not in kill["pids_after"] and len(kill["pids_after"]) == 2
@@ -110,7 +110,7 @@ def test_replica_killed_under_load_is_replaced(record: dict[str, Any]) -> None:
     assert kill["failed_after_replaced"] == 0, kill
 
 
-def test_redis_killed_under_load_local_tiers_answer_then_redis_again(record: dict[str, Any]) -> None:
+def check_redis_killed_under_load_local_tiers_answer_then_redis_again(record: dict[str, Any]) -> None:
     redis = _ok(record, "redis_kill")
     assert redis["keys_before"] > 0  # the caches were shared through Redis
     assert (
@@ -119,3 +119,24 @@ def test_redis_killed_under_load_local_tiers_answer_then_redis_again(record: dic
     )
     assert redis["after_restart"]["statuses"] == {"200": redis["after_restart"]["requests"]}
     assert redis["redis_used_again"], redis
+
+
+CHECKS = (
+    check_everything_listens_on_loopback_only,
+    check_same_answers_as_shoprec_serve,
+    check_rate_limit_is_shared_across_replicas,
+    check_rolling_promote_and_rollback_fail_no_request,
+    check_replica_killed_under_load_is_replaced,
+    check_redis_killed_under_load_local_tiers_answer_then_redis_again,
+)
+
+
+def test_ray_serve_replicas(tmp_path_factory: pytest.TempPathFactory, tiny_static_artifacts: Path) -> None:
+    record = run_scenarios(tmp_path_factory, tiny_static_artifacts)
+    failed = []
+    for check in CHECKS:
+        try:
+            check(record)
+        except AssertionError as exc:
+            failed.append(f"{check.__name__}: {exc}")
+    assert not failed, "\n\n".join(failed)
