@@ -51,6 +51,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -438,6 +439,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
             print(f"[node-stop] {out['node_stop']}", file=sys.stderr)
     finally:
         procs.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)  # the queries file and Ray's session logs
     out["systems"] = results
     out["single_rps"] = results["single_full"]["rps"]
     out["ray_rps"] = {str(n): results[f"ray_{n}_full"]["rps"] for n in replica_counts}
