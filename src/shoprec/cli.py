@@ -261,6 +261,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "workers": args.workers,
     }
     settings = Settings.load(**{k: v for k, v in overrides.items() if v is not None})
+    ray_only = [f"--{n.replace('_', '-')}" for n in RAY_OPTIONS if getattr(args, n) is not None]
+    if ray_only and not args.ray:
+        raise ConfigError(f"{', '.join(ray_only)} need --ray")
+    if args.ray and args.workers is not None:
+        raise ConfigError("--workers is for one machine's uvicorn workers; with --ray use --replicas")
     # Requests run one query each on a thread pool: OpenMP threads (FAISS, LightGBM) that spin
     # after each call steal the cores of the next stage. Set before the workers import them.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -277,6 +282,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # every worker's metrics in files there, added up by whichever worker is scraped;
         # emptied first: a previous run's counts must not be added in
         os.environ["SHOPREC_METRICS_DIR"] = str(prepare_multiprocess_dir(metrics_dir(settings)).resolve())
+    if args.ray:
+        return _serve_ray(args, settings)
     scheme = "https" if settings.ssl_certfile else "http"
     print(
         f"serving {settings.artifacts or settings.registry} on {scheme}://{settings.host}:{settings.port} "
@@ -284,6 +291,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     uvicorn.run("shoprec.http.app:app_from_env", factory=True, workers=settings.workers, **uvicorn_options(settings))
+    return 0
+
+
+RAY_OPTIONS = ("replicas", "autoscale", "max_replicas_per_node", "replica_cpus", "ray_address", "router")
+
+
+def _serve_ray(args: argparse.Namespace, settings: Settings) -> int:
+    """``shoprec serve --ray``: the same app as replicas behind Ray Serve's proxy."""
+    import shoprec.cluster.ray_serve as ray_serve  # the one module that imports ray
+
+    if args.replicas is not None and args.autoscale is not None:
+        raise ConfigError("pass --replicas N or --autoscale MIN:MAX, not both")
+    scale = ray_serve.Scale(
+        replicas=args.replicas if args.replicas is not None else 1,
+        autoscale=ray_serve.parse_autoscale(args.autoscale) if args.autoscale is not None else None,
+        max_replicas_per_node=args.max_replicas_per_node,
+        replica_cpus=args.replica_cpus if args.replica_cpus is not None else 1.0,
+        router=args.router or "pow2",
+    )
+    environ = ray_serve.settings_environ()  # what cmd_serve resolved is in the environment now
+    print(
+        f"starting Ray Serve: {scale.initial_replicas} replica(s) of {settings.registry or settings.artifacts}",
+        file=sys.stderr,
+    )
+    ray_serve.serve_until_stopped(settings, environ, scale, address=args.ray_address)
     return 0
 
 
@@ -814,6 +846,17 @@ def _data_commands(sub: Any) -> None:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
     p.add_argument("--workers", type=int)
+    p.add_argument("--ray", action="store_true", help="serve as replicas behind Ray Serve (needs the bench extra)")
+    p.add_argument("--replicas", type=int, help="with --ray: this many replicas (default 1)")
+    p.add_argument("--autoscale", metavar="MIN:MAX", help="with --ray: scale on ongoing requests between MIN and MAX")
+    p.add_argument("--max-replicas-per-node", type=int, help="with --ray: spread replicas over nodes")
+    p.add_argument("--replica-cpus", type=float, help="with --ray: CPUs Ray reserves per replica (default 1)")
+    p.add_argument("--ray-address", help="with --ray: join this Ray cluster (default: start one here)")
+    p.add_argument(
+        "--router",
+        choices=["pow2", "latency"],
+        help="with --ray: Ray's shorter-queue-of-two (pow2, default) or recent latency x queue (latency)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("search", help="run one query and print a table")
