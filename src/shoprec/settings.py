@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     lexical_candidates: PositiveInt = DEFAULT_LEXICAL_CANDIDATES
     dense_candidates: PositiveInt = DEFAULT_DENSE_CANDIDATES
     ef_search: PositiveInt = DEFAULT_EF_SEARCH
+    # query understanding: typo correction on by default (`correct=false` turns it off per
+    # request); the shop's synonyms file (one rule a line: `a, b` two-way, `a => b` one-way);
+    # most suggestions per GET /v1/suggest
+    correct_typos: Flag = True
+    synonyms_file: Path | None = None
+    max_suggestions: Annotated[int, Field(ge=1, le=50)] = 10
     # trust: signatures, encryption at rest, API keys, audit, TLS, registry pickup
     require_signature: Flag = True
     trusted_keys: PathList = ()

@@ -31,6 +31,7 @@ from typing import IO, Any, Literal, TypeVar
 from shoprec.atomicio import atomic_text
 from shoprec.core.sequences import MIN_EVALUABLE_ITEMS, parse_sequences
 from shoprec.core.sessions import parse_clicks
+from shoprec.core.synonyms import Synonyms
 from shoprec.errors import DataError, DependencyError, RowError
 from shoprec.types import EVENT_TYPES, Event, EventType, Judgment, LoadReport, Product
 
@@ -264,6 +265,17 @@ def read_clicks(path: str | Path) -> tuple[dict[str, list[str]], LoadReport]:
 
 
 # ---------------------------------------------------------------------------- the load loop
+
+
+def read_synonyms(path: str | Path) -> Synonyms:
+    """A shop's synonyms file (:mod:`shoprec.core.synonyms`); a malformed line is a
+    :class:`RowError` naming the file and the line, a missing file a :class:`DataError`."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read the synonyms file {p}: {exc}") from None
+    return Synonyms.parse(text.splitlines(), source=str(p))
 
 
 def _load(

@@ -42,6 +42,7 @@ from shoprec.http.routes import ops as ops_routes
 from shoprec.http.routes import recommend as recommend_routes
 from shoprec.http.routes import registry as registry_routes
 from shoprec.http.routes import search as search_routes
+from shoprec.http.routes import suggest as suggest_routes
 from shoprec.http.state import AppServices, Guards
 from shoprec.http.telemetry import MetricsFeed
 from shoprec.security.apikeys import KeyStore
@@ -156,6 +157,7 @@ def create_app(
         ops_routes.summary_router(services, window, observer_clock, metrics_guards),
         *metrics_router,
         search_routes.router(fields, handler, renderer, guards.search),
+        suggest_routes.router(services, guards.search),
         catalog_routes.router(services, read=guards.search, write=guards.admin),
         recommend_routes.router(services, guards.search),
         events_routes.router(services, guards.events, wall_clock),

@@ -34,6 +34,37 @@ class HitOut(BaseModel):
     in_stock: bool
     score: float
     stages: dict[str, float] | None = None
+    title_highlighted: str | None = Field(
+        default=None, description="with `highlight`: the title HTML-escaped, the query's words in `<mark>`"
+    )
+
+
+class WordCorrectionOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(alias="from", description="the word as typed")
+    to: str = Field(description="the catalog word searched instead")
+
+
+class CorrectionOut(BaseModel):
+    """The typos corrected before searching: "did you mean `corrected`", "search instead for `original`"."""
+
+    original: str
+    corrected: str
+    words: list[WordCorrectionOut]
+
+
+class SuggestionOut(BaseModel):
+    text: str
+    source: Literal["catalog", "queries"] = Field(description="the shop's past queries, or the catalog's titles")
+    count: int = Field(description="how many events searched it, or how many products' titles hold it")
+
+
+class SuggestOut(BaseModel):
+    query: str
+    suggestions: list[SuggestionOut]
+    products: list[HitOut]
+    correction: CorrectionOut | None = None
 
 
 class SearchOut(BaseModel):
@@ -56,6 +87,9 @@ class SearchOut(BaseModel):
     facets: dict[str, dict[str, int]] | None = Field(
         default=None,
         description="per facet, the matched products per value (disjunctive: a facet's own selection aside)",
+    )
+    correction: CorrectionOut | None = Field(
+        default=None, description="the typos corrected before searching (null: searched as typed)"
     )
 
 

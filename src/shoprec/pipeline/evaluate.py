@@ -40,9 +40,10 @@ def evaluate_gains(
     pipeline: Pipeline = "full",
     progress: bool = False,
     per_query: bool = False,
+    correct: bool = True,
 ) -> dict[str, Any]:
     """:func:`evaluate_search` on gains already worked out per query (the artifacts'
-    validation groups, for one)."""
+    validation groups, for one). ``correct``: with typo correction, as the API searches by default."""
     queries = [q for q, g in gains.items() if any(v > 0 for v in g.values())]
     skipped = len(gains) - len(queries)
     nd: list[float] = []
@@ -52,7 +53,7 @@ def evaluate_gains(
     rows: list[dict[str, Any]] = []
     for q in tqdm(queries, desc=f"eval {pipeline}", disable=not progress, unit="query"):
         t = time.perf_counter()
-        res = service.search(q, k=100, pipeline=pipeline)
+        res = service.search(q, k=100, pipeline=pipeline, correct=correct)
         lat.append(time.perf_counter() - t)
         ranked = [h.product_id for h in res.hits]
         g = gains[q]

@@ -44,6 +44,12 @@ def analyze(text: str) -> list[str]:
     return tokenize(text, stem=stem_word)
 
 
+def analyze_word(word: str) -> str:
+    """One word as the analyser indexes it (a CJK run, which it splits, case-folded as it is)."""
+    tokens = analyze(word)
+    return tokens[0] if len(tokens) == 1 else word.casefold()
+
+
 class LexicalIndex:
     """BM25 over analysed product texts. Row ``i`` is product index ``i``."""
 

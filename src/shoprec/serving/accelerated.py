@@ -146,6 +146,7 @@ class AcceleratedSearch:
                     qvec=qvec,
                     user_id=q.user_id,
                     effort=q.effort,
+                    correct=False,  # the handler searches the corrected text (so its key and vector are that text's)
                 )
 
             result = run() if inline else await self._run_sync(run)
@@ -163,7 +164,8 @@ class AcceleratedSearch:
         """The page, total and facet counts of ``q``'s matched set (:mod:`shoprec.serving.browse`),
         in a worker thread; ``result`` is ``q``'s ranking (cached under ``q``'s key, which holds
         all it depends on: the page, order and counts are computed afresh for each request)."""
-        return await self._run_sync(lambda: browse(service.bundle, q.text, q.filters, result.hits, b))  # type: ignore[no-any-return]
+        text = service.lexical_text(q.text)  # with the shop's synonyms, as lexical retrieval reads it
+        return await self._run_sync(lambda: browse(service.bundle, text, q.filters, result.hits, b))  # type: ignore[no-any-return]
 
     # --- catalog updates ------------------------------------------------------------
     async def update_product(

@@ -11,6 +11,7 @@ Pipelines, cheapest first:
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,12 +21,17 @@ import numpy as np
 import numpy.typing as npt
 
 from shoprec.core.fusion import top_k
+from shoprec.core.highlight import highlight
+from shoprec.core.spelling import Correction, correct_query
+from shoprec.core.synonyms import Synonyms
 from shoprec.core.text import char_ngrams, normalize
 from shoprec.errors import NotFoundError
 from shoprec.models.bundle import Bundle
 from shoprec.models.ranker import CandidateSet, QueryContext, compute_features, fusion_scores
 from shoprec.models.users import SharedProfiles, UserProfile, UserProfiles
-from shoprec.retrieval.lexical import analyze
+from shoprec.retrieval.lexical import analyze, analyze_word, stem_word
+from shoprec.retrieval.spelling import Lexicon
+from shoprec.serving.suggest import QueryLog, Suggester
 from shoprec.types import (
     DEFAULT_DENSE_CANDIDATES,
     DEFAULT_EF_SEARCH,
@@ -63,6 +69,7 @@ class SearchResult:
     ranker: str
     timings_ms: dict[str, float] = field(default_factory=dict)
     personalized: bool = False
+    correction: Correction | None = None  # the typos corrected before searching
 
 
 def query_context(bundle: Bundle, query: str) -> QueryContext:
@@ -104,8 +111,12 @@ class SearchService:
         ef_search: int = DEFAULT_EF_SEARCH,
         clock: Callable[[], float] = time.perf_counter,
         shared_profiles: SharedProfiles | None = None,
+        synonyms: Synonyms | None = None,
     ) -> None:
         self.bundle = bundle
+        self.synonyms = synonyms or Synonyms()
+        self._synonym_words = self.synonyms.words
+        self._word_fix = functools.lru_cache(maxsize=100_000)(self._fix_word)
         self.lexical_candidates = lexical_candidates
         self.dense_candidates = dense_candidates
         self.ef_search = ef_search
@@ -116,6 +127,7 @@ class SearchService:
             c.index_of, c.brands_norm, c.category_norm, c.price, bundle.embeddings, shared=shared_profiles
         )
         self.users.add(sorted(bundle.user_events, key=lambda e: e.timestamp))
+        self.queries = QueryLog(bundle.user_events)  # the shop's past queries, for suggestions
 
     # --- products -------------------------------------------------------------------
     def product(self, product_id: str) -> Product:
@@ -139,6 +151,47 @@ class SearchService:
             if j >= 0 and j != i
         ]
         return hits[:k]
+
+    # --- query understanding ----------------------------------------------------------
+    @functools.cached_property
+    def lexicon(self) -> Lexicon:
+        """The catalog's title words and phrases (built on first use; the warm-up builds it)."""
+        c = self.bundle.catalog
+        return Lexicon.build(c.titles, (p.brand for p in c.products))
+
+    @functools.cached_property
+    def suggester(self) -> Suggester:
+        """Autocomplete over this version's catalog and the shop's past queries."""
+        b = self.bundle
+        return Suggester(self.lexicon, b.lexical, b.catalog, self.queries, self._word_fix)
+
+    def _fix_word(self, word: str) -> str | None:
+        """A query word's correction: None for a word the catalog's titles, the lexical index or
+        the shop's synonyms know (a word any product's text holds is never "corrected" away
+        from it), else the nearest title word within the word's typo budget."""
+        if word in self.lexicon or word in self._synonym_words or stem_word(word) in self.bundle.lexical._vocab:
+            return None
+        return self.lexicon.nearest(word)
+
+    def correction(self, text: str) -> Correction | None:
+        """``text`` with its misspelt words corrected against the catalog (see
+        :mod:`shoprec.core.spelling`); None when every word is known or left alone."""
+        return correct_query(text, self._word_fix)
+
+    def expansions(self, text: str) -> tuple[str, ...]:
+        """The shop's synonyms of ``text``'s words, which lexical retrieval searches too."""
+        return self.synonyms.expand(text) if self.synonyms else ()
+
+    def lexical_text(self, text: str) -> str:
+        """``text`` with its synonyms: what lexical retrieval and the matched set read."""
+        extra = self.expansions(text)
+        return f"{text} {' '.join(extra)}" if extra else text
+
+    def highlighter(self, text: str) -> Callable[[str], str]:
+        """A title HTML-escaped with the words of ``text`` and its synonyms in ``<mark>`` (matched
+        as the lexical index matches them: "drills" for "drill")."""
+        terms = frozenset(analyze(self.lexical_text(text)))
+        return lambda title: highlight(title, terms, analyze_word)
 
     # --- search ---------------------------------------------------------------------
     def encode_queries(self, queries: Sequence[str]) -> FloatArray:
@@ -172,7 +225,9 @@ class SearchService:
         ef_search = effort.ef_search or self.ef_search
         lex_rows = np.zeros(0, dtype=np.int64)
         if use_lexical:
-            lex_rows, _ = b.lexical.top(ctx.text, n_lexical, allowed, tokens=ctx.all_tokens)
+            extra = self.expansions(ctx.text)
+            tokens = [*ctx.all_tokens, *analyze(" ".join(extra))] if extra else ctx.all_tokens
+            lex_rows, _ = b.lexical.top(ctx.text, n_lexical, allowed, tokens=tokens)
         t = _lap(times, "lexical_ms", t, clock)
         dense_rows = np.zeros(0, dtype=np.int64)
         if use_dense and qvec is not None:
@@ -245,16 +300,29 @@ class SearchService:
         qvec: FloatArray | None = None,
         user_id: str | None = None,
         effort: Effort | None = None,
+        correct: bool = True,
     ) -> SearchResult:
+        """The top ``k`` products for ``query``. ``correct``: search the query with its typos
+        corrected (:meth:`correction`, reported in the result); a caller that corrected the
+        text already passes False."""
         filters = filters or Filters()
         clock = self._clock
         timings: dict[str, float] = {}
         t0 = clock()
+        correction = None
+        if correct:
+            correction = self.correction(query)
+            timings["correct_ms"] = (clock() - t0) * 1000
+        if correction is not None:
+            query = correction.corrected
+            qvec = None  # the vector given was the typed text's
         allowed = self.bundle.catalog.allowed(filters)
         if pipeline == "bm25" and not explain:
             lexical_hits = self._lexical_hits(query, k, allowed, timings)
             timings["total_ms"] = (clock() - t0) * 1000
-            return SearchResult(hits=lexical_hits, pipeline=pipeline, ranker="none", timings_ms=timings)
+            return SearchResult(
+                hits=lexical_hits, pipeline=pipeline, ranker="none", timings_ms=timings, correction=correction
+            )
         t = clock()
         ctx = query_context(self.bundle, query)
         t = _lap(timings, "analysis_ms", t, clock)
@@ -312,7 +380,12 @@ class SearchService:
         timings["total_ms"] = (clock() - t0) * 1000
         personalized = profile is not None
         return SearchResult(
-            hits=hits, pipeline=pipeline, ranker=ranker_name, timings_ms=timings, personalized=personalized
+            hits=hits,
+            pipeline=pipeline,
+            ranker=ranker_name,
+            timings_ms=timings,
+            personalized=personalized,
+            correction=correction,
         )
 
     def _lexical_hits(
@@ -327,7 +400,7 @@ class SearchService:
         followed by the final top-k, for about half the work of the cheapest ladder level."""
         t = self._clock()
         # the candidates would be the best max(k, lexical_candidates) rows: their top k is the best k
-        rows, scores = self.bundle.lexical.top(query, k, allowed)
+        rows, scores = self.bundle.lexical.top(self.lexical_text(query), k, allowed)
         timings["retrieve_ms"] = (self._clock() - t) * 1000
         products = self.bundle.catalog.products
         return [Hit(products[row].id, score) for row, score in zip(rows.tolist(), scores.tolist(), strict=True)]

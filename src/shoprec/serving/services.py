@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from shoprec.catalog.loaders import read_synonyms
 from shoprec.models.bundle import Bundle
 from shoprec.models.users import SharedProfiles
 from shoprec.serving.recommend import NearlineReader, RecommendService
@@ -25,6 +26,7 @@ def replay_posted_events(events: EventSink, search: SearchService, recommend: Re
         return
     posted = list(read())
     search.users.add(posted)
+    search.queries.add(posted)
     if recommend is not None:
         recommend.add(posted)
 
@@ -41,6 +43,7 @@ def build_services(
         dense_candidates=settings.dense_candidates,
         ef_search=settings.ef_search,
         shared_profiles=nearline,
+        synonyms=read_synonyms(settings.synonyms_file) if settings.synonyms_file is not None else None,
     )
     recommend = RecommendService.load(bundle.files_root, bundle.catalog, threads=settings.threads, nearline=nearline)
     if recommend is not None:
@@ -52,4 +55,5 @@ def build_services(
         query = " ".join(bundle.catalog.products[0].title.split()[:3]) or "a"
         service.search(query, k=10)
         service.search(query, k=10, pipeline="bm25")  # the ladder's cheapest level has its own path
+        service.suggester.suggest(query[:4], 5)  # the lexicon and the prefix arrays
     return service, recommend

@@ -70,6 +70,7 @@ async def accept(services: AppServices, body: EventsIn, now: float) -> EventsAcc
     if services.settings.events_backend == "log":  # near-line, in process
         if search is not None:
             search.users.add(batch)
+            search.queries.add(batch)  # what shoppers searched, for suggestions
         recommend = services.recommend
         if recommend is not None:
             recommend.add(batch)

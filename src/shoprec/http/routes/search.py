@@ -27,7 +27,7 @@ from shoprec.core.facets import FACETS, PRICE_RANGES, parse_facets, price_range_
 from shoprec.core.ladder import levels_from_manifest
 from shoprec.errors import RequestError
 from shoprec.http.overload import DEADLINE_HEADER, LEVEL_HEADER, Overload
-from shoprec.http.render import HitRenderer
+from shoprec.http.render import HitRenderer, dumps
 from shoprec.http.schemas import FILTER_MAX_CHARS, MAX_PRICE, SearchOut
 from shoprec.http.state import AppServices, Guard, dependencies
 from shoprec.models.bundle import CatalogArrays
@@ -110,6 +110,17 @@ class SearchParams:
     page: Annotated[int, Param("which page of per_page results (1 is the first)", default=1, ge=1, le=MAX_PAGE)]
     per_page: Annotated[int | None, Param("results per page (default k)", default=None, ge=1, le=FromSettings("max_k"))]
     explain: Annotated[bool, Param("per-stage scores for each hit", default=False)]
+    correct: Annotated[
+        bool,
+        Param(
+            "search with typos corrected against the catalog's words (`correction` says which)",
+            default=FromSettings("correct_typos"),
+        ),
+    ]
+    highlight: Annotated[
+        bool,
+        Param("each hit's title HTML-escaped with the query's words in `<mark>` (`title_highlighted`)", default=False),
+    ]
     pipeline: Annotated[
         Pipeline, Param("how to search; `full` steps down the degradation ladder under load", default="full")
     ]
@@ -278,8 +289,10 @@ class SearchHandler:
             raise RequestError(f"min_price ({p.min_price}) is greater than max_price ({p.max_price})")
         browse = p.browse()
         service = self.services.require()
+        correction = service.correction(p.q) if p.correct else None
+        text = p.q if correction is None else correction.corrected  # what is searched, cached and encoded
         k = p.k if browse is None else self.relevance_window  # a browse ranks one fixed window
-        query = SearchQuery(p.q, k=k, filters=p.filters(), pipeline=p.pipeline, explain=p.explain, user_id=p.user_id)
+        query = SearchQuery(text, k=k, filters=p.filters(), pipeline=p.pipeline, explain=p.explain, user_id=p.user_id)
         started = self.clock()
         result = self.accelerated.cached(service, query)  # at the requested quality: costs nothing
         if result is not None:
@@ -311,11 +324,25 @@ class SearchHandler:
             "model_version": service.bundle.version,
             "degradation_level": level,
             "cached": cached,
-            "results": render(service.bundle.catalog, hits, p.explain),
+            "results": self._highlighted(service, text, hits, p.explain)
+            if p.highlight
+            else render(service.bundle.catalog, hits, p.explain),
             "timings_ms": {key: math.floor(v * 1000.0 + 0.5) / 1000.0 for key, v in timings.items()},  # to the µs
             **extra,
+            "correction": None if correction is None else correction.as_dict(),
         }
         return body, {LEVEL_HEADER: level}
+
+    def _highlighted(
+        self, service: SearchService, text: str, hits: Sequence[Hit], explain: bool
+    ) -> list[dict[str, Any]]:
+        """The hits as dicts, each with its title highlighted for ``text`` (as searched: corrected,
+        with its synonyms)."""
+        mark = service.highlighter(text)
+        out = self.services.renderer.dicts(service.bundle.catalog, hits, explain)
+        for hit in out:
+            hit["title_highlighted"] = mark(hit["title"])
+        return out
 
     async def _admitted(
         self, service: SearchService, query: SearchQuery, deadline: Deadline
@@ -344,7 +371,7 @@ def router(
 ) -> APIRouter:
     """``GET /v1/search`` with its query parameters derived from ``fields``."""
 
-    async def search(request: Request, response: Response, **values: Any) -> dict[str, Any]:
+    async def search(request: Request, **values: Any) -> Response:
         """Ranked products for a query, with filters; per-stage scores when ``explain``.
 
         Under load the default ``full`` pipeline steps down the degradation ladder;
@@ -355,13 +382,12 @@ def router(
         Plain requests are answered by :class:`~shoprec.http.fastpath.FastPath` with
         this same handler; this route validates (and refuses) the rest."""
         body, headers = await handler(request, SearchParams(**values), renderer.dicts)
-        response.headers.update(headers)
-        return body
+        # the body as the fast path writes it (``correction: null`` kept): the response model documents it
+        return Response(dumps(body), media_type="application/json", headers=headers)
 
     search.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
             inspect.Parameter("request", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Request),
-            inspect.Parameter("response", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=Response),
             *(f.fastapi_parameter() for f in fields),
         ]
     )

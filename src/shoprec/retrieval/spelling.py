@@ -1,0 +1,121 @@
+"""The catalog's vocabulary for typo correction and autocomplete: the only module that
+imports rapidfuzz.
+
+A :class:`Lexicon` is built once per catalog version from the product titles and brands:
+each word with the number of products whose title holds it, and the phrases (a word and
+the word after it) with theirs. Prefix lookups bisect one sorted array of words and
+phrases; nearest words are found by rapidfuzz's optimal-string-alignment distance (a swap
+of adjacent letters is one edit) over the words of nearby lengths, in compiled code.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import Counter
+from collections.abc import Iterable
+
+import numpy as np
+import numpy.typing as npt
+from rapidfuzz import process
+from rapidfuzz.distance import OSA
+
+from shoprec.core.spelling import typo_budget
+from shoprec.core.text import normalize
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+MIN_FUZZY_PREFIX_CHARS = 4  # shorter prefixes match too much to be worth correcting
+MAX_FUZZY_PREFIX_CHARS = 12
+
+
+class Lexicon:
+    """Words and two-word phrases of the catalog's titles with their product counts."""
+
+    def __init__(self, words: Counter[str], phrases: Counter[str]) -> None:
+        self.words = words
+        entries = sorted({**phrases, **words}.items())
+        self._keys = [k for k, _ in entries]  # sorted: prefixes are a bisected range
+        self._counts = np.fromiter((c for _, c in entries), dtype=np.int64, count=len(entries))
+        # correction targets by length: letters only (digits are never corrected to or from)
+        by_length: dict[int, list[str]] = {}
+        for w in words:
+            if w.isalpha():
+                by_length.setdefault(len(w), []).append(w)
+        self._by_length = by_length
+        prefixes: dict[int, Counter[str]] = {}
+        for w, c in words.items():
+            if w.isalpha():
+                for n in range(MIN_FUZZY_PREFIX_CHARS, min(len(w), MAX_FUZZY_PREFIX_CHARS) + 1):
+                    prefixes.setdefault(n, Counter())[w[:n]] += c
+        self._prefixes = {n: list(c) for n, c in prefixes.items()}
+        self._prefix_counts = prefixes
+
+    @classmethod
+    def build(cls, titles: Iterable[str], brands: Iterable[str] = ()) -> Lexicon:
+        """Each title's distinct words and adjacent pairs counted once per product; brands as words."""
+        words: Counter[str] = Counter()
+        phrases: Counter[str] = Counter()
+        for title in titles:
+            toks = _WORD.findall(normalize(title))
+            words.update(set(toks))
+            phrases.update({f"{a} {b}" for a, b in zip(toks, toks[1:], strict=False)})
+        for brand in brands:
+            words.update(set(_WORD.findall(normalize(brand))))
+        return cls(words, phrases)
+
+    def __contains__(self, word: object) -> bool:
+        return word in self.words
+
+    def count(self, word: str) -> int:
+        return self.words.get(word, 0)
+
+    def nearest(self, word: str, max_distance: int | None = None) -> str | None:
+        """The catalog word closest to ``word`` within ``max_distance`` edits (default: its
+        :func:`typo_budget`), the most frequent of the closest; None when none is that close."""
+        budget = typo_budget(word) if max_distance is None else max_distance
+        if budget <= 0:
+            return None
+        best: tuple[int, int, str] | None = None
+        for n in range(len(word) - budget, len(word) + budget + 1):
+            bucket = self._by_length.get(n)
+            if not bucket:
+                continue
+            for choice, distance, _ in process.extract(
+                word, bucket, scorer=OSA.distance, score_cutoff=budget, limit=None
+            ):
+                key = (int(distance), -self.words[choice], choice)
+                if best is None or key < best:
+                    best = key
+        return None if best is None else best[2]
+
+    def completions(self, prefix: str, limit: int) -> list[tuple[str, int]]:
+        """Up to ``limit`` words and phrases starting with ``prefix``, most frequent first
+        (ties alphabetical)."""
+        if limit <= 0:
+            return []
+        keys = self._keys
+        lo = bisect.bisect_left(keys, prefix)
+        hi = bisect.bisect_left(keys, prefix + "\U0010ffff")
+        if lo >= hi:
+            return []
+        counts: npt.NDArray[np.int64] = self._counts[lo:hi]
+        if hi - lo > limit:
+            top = np.argpartition(-counts, limit - 1)[:limit]
+        else:
+            top = np.arange(hi - lo)
+        order = sorted(top.tolist(), key=lambda i: (-int(counts[i]), i))
+        return [(keys[lo + i], int(counts[i])) for i in order]
+
+    def fuzzy_prefixes(self, prefix: str, limit: int = 3) -> list[str]:
+        """Up to ``limit`` prefixes of catalog words within ``prefix``'s typo budget (of the same
+        length), closest first, then those of the most products: what a shopper still typing
+        a misspelt word meant. Empty for short prefixes or those holding a digit."""
+        n = len(prefix)
+        budget = typo_budget(prefix)
+        bucket = self._prefixes.get(n)
+        if budget <= 0 or not bucket or not prefix.isalpha():
+            return []
+        counts = self._prefix_counts[n]
+        found = process.extract(prefix, bucket, scorer=OSA.distance, score_cutoff=budget, limit=None)
+        found.sort(key=lambda f: (f[1], -counts[f[0]], f[0]))
+        return [f[0] for f in found[:limit]]
