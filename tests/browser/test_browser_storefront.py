@@ -131,3 +131,59 @@ def test_a_demo_shoppers_clicks_change_their_rail_and_next_search(
         box.press("Enter")
         expect(page.locator("#results")).to_have_attribute("data-personalized", "true")
         expect(page.locator("#summary")).to_contain_text("personalised for Ada")
+
+
+def test_suggestions_by_keyboard_highlighting_and_did_you_mean(
+    serve: Any, tiny_static_artifacts: Path, page: Page
+) -> None:
+    url, api = _storefront(serve, tiny_static_artifacts)
+    with api:
+        page.goto(url + "/")
+        box = page.get_by_role("combobox", name="Search products")
+        listbox = page.get_by_role("listbox", name="Suggestions")
+        expected = api.get("/v1/suggest", params={"q": "cordl"}).json()
+        box.press_sequentially("cordl")  # one input event per key, as a shopper types
+        expect(listbox).to_be_visible()
+        expect(box).to_have_attribute("aria-expanded", "true")
+        options = listbox.get_by_role("option")
+        expect(options).to_have_count(len(expected["suggestions"]) + len(expected["products"]))
+        expect(options.first).to_have_text(expected["suggestions"][0]["text"])
+        box.press("ArrowDown")
+        box.press("ArrowDown")
+        box.press("ArrowUp")
+        expect(options.first).to_have_attribute("aria-selected", "true")
+        expect(box).to_have_attribute("aria-activedescendant", "suggestion-0")
+        box.press("Enter")  # picks the active suggestion
+        picked = expected["suggestions"][0]["text"]
+        expect(page.locator("#summary")).to_contain_text(f"for “{picked}”")
+        expect(listbox).to_be_hidden()
+        expect(box).to_have_attribute("aria-expanded", "false")
+        expect(box).to_have_value(picked)
+        first = page.locator("#results > li").first.get_by_role("link")
+        expect(first.locator("mark").first).to_be_visible()  # the matched words, marked by the server
+        expect(first.locator("mark")).to_have_text([w for w in ("Cordless", "Drill") if w in first.inner_text()])
+
+        # Escape closes the list; a product suggestion opens its page
+        box.fill("")
+        box.press_sequentially("sof")
+        expect(listbox).to_be_visible()
+        box.press("Escape")
+        expect(listbox).to_be_hidden()
+        box.press("ArrowDown")  # reopens it on the first option
+        product = api.get("/v1/suggest", params={"q": "sof"}).json()["products"][0]
+        listbox.locator("[data-kind=product]").first.click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(product["title"])
+
+        # did you mean: the corrected search, and the original on request
+        box.fill("hamer")
+        box.press("Enter")
+        correction = page.locator("#correction")
+        expect(correction).to_contain_text("Showing results for hammer.")
+        expect(page.locator("#results mark").first).to_have_text("Hammer")
+        page.get_by_role("button", name="Search instead for hamer").click()
+        expect(correction).to_be_hidden()
+        expect(page.locator("#summary")).to_contain_text("for “hamer”")
+        assert "correct=false" in page.url
+        original = api.get("/v1/search", params={"q": "hamer", "correct": "false", "per_page": 12}).json()
+        assert original["correction"] is None
+        expect(page.locator("#results > li")).to_have_count(len(original["results"]))

@@ -379,7 +379,7 @@ const combo = {
     const seq = ++this.seq;
     this.abort = new AbortController();
     try {
-      const answer = await get("/v1/suggest", { q, user_id: shopper() || undefined }, { signal: this.abort.signal });
+      const answer = await get("/v1/suggest", { q }, { signal: this.abort.signal });
       if (seq === this.seq && this.input.value.trim() === q) this.render(answer);
     } catch (error) {
       if (error.name !== "AbortError") this.close(); // no suggestions: the search box still works
