@@ -101,11 +101,15 @@ function recordClick(itemId, query) {
   recordEvent("click", itemId, query);
 }
 
+let railSeq = 0;
+
 async function refreshRail() {
   const user = shopper();
   const rail = $("rail");
+  const seq = ++railSeq;
   try {
     const rec = await get("/v1/recommend", { user_id: user || undefined, k: 6 });
+    if (seq !== railSeq) return; // a later refresh is under way (another shopper, a newer event)
     $("rail-title").textContent = user ? "Recommended for you" : "Popular right now";
     const seen = rec.history_length;
     $("rail-why").textContent = user
@@ -119,6 +123,7 @@ async function refreshRail() {
     fill($("rail-list"), rec.results, { from: "rail" });
     rail.hidden = false;
   } catch (error) {
+    if (seq !== railSeq) return;
     rail.hidden = true;
     if (!(error instanceof ApiError && error.status === 503)) showError(error);
   }
@@ -289,10 +294,13 @@ async function runSearch(params) {
     fill($("results"), result.results, { from: "results", query: result.query });
     const total = result.total ?? result.results.length;
     const who = result.personalized ? ` · personalised for ${$("shopper").selectedOptions[0].textContent}` : "";
-    $("summary").textContent = `${total} result${total === 1 ? "" : "s"} for “${q}” · page ${page} of ${Math.max(
-      1,
-      Math.ceil(total / PER_PAGE),
-    )}${who}`;
+    const searched = result.correction ? result.correction.corrected : q;
+    const filters = FACETS.filter((facet) => selected(params, facet).length).map(
+      (facet) => ` · ${FACET_TITLES[facet]}: ${selected(params, facet).map((v) => facetLabel(facet, v)).join(" or ")}`,
+    );
+    const pages = Math.max(1, Math.ceil(total / PER_PAGE));
+    $("summary").textContent =
+      `${total} result${total === 1 ? "" : "s"} for “${searched}”${filters.join("")} · page ${page} of ${pages}${who}`;
     $("results").dataset.personalized = String(result.personalized);
     renderPages(total, page);
   } catch (error) {
