@@ -1,5 +1,5 @@
 // Products have no pictures here: a coloured tile stands in, its hue from the product's top
-// category (a category keeps its colour) and its lightness from the product id.
+// category (a category keeps its colour family), shifted a little and lightened by the product id.
 
 function hash(text) {
   let h = 2166136261;
@@ -15,8 +15,9 @@ export function placeholder(product, size = "") {
   tile.className = `tile ${size}`.trim();
   tile.setAttribute("aria-hidden", "true");
   const top = (product.category || "").split(">")[0].trim().toLowerCase();
-  const hue = hash(top || product.id) % 360;
-  const light = 38 + (hash(product.id) % 24);
+  const own = hash(product.id);
+  const hue = (hash(top || product.id) % 360) + (own % 50) - 25;
+  const light = 36 + ((own >>> 8) % 22);
   tile.style.background = `linear-gradient(135deg, hsl(${hue} 62% ${light}%), hsl(${(hue + 40) % 360} 58% ${light + 14}%))`;
   tile.textContent = (product.brand || product.title || "?").trim().charAt(0).toUpperCase();
   return tile;

@@ -374,7 +374,7 @@ const combo = {
     this.input = $("q");
     this.list = $("suggestions");
     this.input.addEventListener("input", () => this.fetch());
-    this.input.addEventListener("keydown", (event) => this.key(event));
+    this.input.addEventListener("keydown", (event) => this.keydown(event));
     this.input.addEventListener("blur", () => this.close());
     // keep the focus in the input when an option is pressed
     this.list.addEventListener("mousedown", (event) => event.preventDefault());
@@ -383,6 +383,8 @@ const combo = {
   async fetch() {
     const q = this.input.value.trim();
     this.abort?.abort();
+    this.deselect(); // typing after moving in the list starts over
+
     if (!q) return this.close();
     const seq = ++this.seq;
     this.abort = new AbortController();
@@ -395,6 +397,8 @@ const combo = {
   },
 
   render(answer) {
+    // an answer that lands after the shopper moved in the list keeps their option active
+    const activeKey = this.active >= 0 ? this.key(this.items[this.active]) : null;
     this.items = [
       ...(answer.suggestions || []).map((s) => ({ kind: "query", text: s.text, source: s.source })),
       ...(answer.products || []).map((p) => ({ kind: "product", hit: p })),
@@ -422,6 +426,13 @@ const combo = {
     );
     if (this.items.length) this.open();
     else this.close();
+    const keep = this.items.findIndex((item) => this.key(item) === activeKey);
+    if (keep >= 0) this.select(keep);
+    else this.input.removeAttribute("aria-activedescendant");
+  },
+
+  key(item) {
+    return item.kind === "query" ? `q:${item.text}` : `p:${item.hit.id}`;
   },
 
   open() {
@@ -440,14 +451,24 @@ const combo = {
     if (!this.items.length) return;
     if (this.list.hidden) this.open();
     const n = this.items.length;
-    this.active = this.active < 0 ? (delta > 0 ? 0 : n - 1) : (this.active + delta + n) % n;
+    this.select(this.active < 0 ? (delta > 0 ? 0 : n - 1) : (this.active + delta + n) % n);
+  },
+
+  deselect() {
+    this.active = -1;
+    for (const li of this.list.children) li.setAttribute("aria-selected", "false");
+    this.input.removeAttribute("aria-activedescendant");
+  },
+
+  select(index) {
+    this.active = index;
     [...this.list.children].forEach((li, i) => li.setAttribute("aria-selected", String(i === this.active)));
     const li = this.list.children[this.active];
     this.input.setAttribute("aria-activedescendant", li.id);
     li.scrollIntoView({ block: "nearest" });
   },
 
-  key(event) {
+  keydown(event) {
     if (event.key === "ArrowDown") {
       event.preventDefault();
       this.move(1);
