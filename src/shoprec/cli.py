@@ -184,13 +184,19 @@ def cmd_eval_search(args: argparse.Namespace) -> int:
     if args.judgments:
         judgments, rep = load_judgments(args.judgments, skip_bad_rows=args.skip_bad_rows)
         _report(rep)
-        results = [evaluate_search(service, judgments, pipeline=p, progress=not args.json) for p in pipelines]
+        results = [
+            evaluate_search(service, judgments, pipeline=p, progress=not args.json, correct=not args.no_correct)
+            for p in pipelines
+        ]
     else:
         groups = load_validation(Path(args.artifacts))
         if not groups:
             raise ConfigError(f"{args.artifacts} holds no validation queries: pass --judgments")
         gains = {g.query: g.gains for g in groups}  # (judged queries: one group per query)
-        results = [evaluate_gains(service, gains, pipeline=p, progress=not args.json) for p in pipelines]
+        results = [
+            evaluate_gains(service, gains, pipeline=p, progress=not args.json, correct=not args.no_correct)
+            for p in pipelines
+        ]
     cols = ["pipeline", "ndcg@10", "recall@100", "mrr", "queries", "skipped", "p50_ms", "p99_ms"]
     print(" | ".join(f"{c:>10}" for c in cols))
     for r in results:
@@ -791,6 +797,9 @@ def _eval_commands(sub: Any) -> None:
         "--judgments", help="CSV query,product_id,relevance (default: the artifacts' held-out validation queries)"
     )
     e.add_argument("--pipeline", choices=["bm25", "dense", "hybrid", "full", "all"], default="full")
+    e.add_argument(
+        "--no-correct", action="store_true", help="search the queries as typed (the API corrects typos by default)"
+    )
     e.add_argument("--skip-bad-rows", action="store_true")
     e.add_argument("--json", action="store_true", help="last stdout line: one JSON object")
     e.set_defaults(func=cmd_eval_search)

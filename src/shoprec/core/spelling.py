@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shoprec.core.text import has_cjk
+
 _WORD = re.compile(r"\w+", re.UNICODE)
 ONE_TYPO_MIN_CHARS = 5
 TWO_TYPOS_MIN_CHARS = 9
@@ -27,8 +29,9 @@ def typo_budget(word: str) -> int:
 
 def correctable(word: str) -> bool:
     """Whether a word may be corrected at all: letters only (numbers, units such as ``18v`` and
-    model codes hold digits) and long enough to be allowed a typo."""
-    return word.isalpha() and typo_budget(word) > 0
+    model codes hold digits), long enough to be allowed a typo, and no CJK (a run of CJK
+    characters is a phrase, not a word)."""
+    return word.isalpha() and typo_budget(word) > 0 and not has_cjk(word)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,6 +31,11 @@ def _is_cjk(ch: str) -> bool:
     )
 
 
+def has_cjk(text: str) -> bool:
+    """Whether the text holds a CJK character (words of those scripts carry no spaces)."""
+    return _CJK.search(text) is not None
+
+
 def normalize(text: str) -> str:
     """NFKC, lower-case, collapse whitespace. Used for cache keys and display matching."""
     text = unicodedata.normalize("NFKC", text).casefold()

@@ -27,10 +27,12 @@ def evaluate_search(
     pipeline: Pipeline = "full",
     progress: bool = False,
     per_query: bool = False,
+    correct: bool = True,
 ) -> dict[str, Any]:
-    """Quality and per-query latency of one pipeline on judged queries."""
+    """Quality and per-query latency of one pipeline on judged queries (``correct``: with typo
+    correction, as the API searches by default)."""
     gains = gains_from_judgments(judgments)
-    return evaluate_gains(service, gains, pipeline=pipeline, progress=progress, per_query=per_query)
+    return evaluate_gains(service, gains, pipeline=pipeline, progress=progress, per_query=per_query, correct=correct)
 
 
 def evaluate_gains(

@@ -20,7 +20,7 @@ import numpy.typing as npt
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from shoprec.core.spelling import typo_budget
+from shoprec.core.spelling import correctable, typo_budget
 from shoprec.core.text import normalize
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -36,18 +36,23 @@ class Lexicon:
         entries = sorted({**phrases, **words}.items())
         self._keys = [k for k, _ in entries]  # sorted: prefixes are a bisected range
         self._counts = np.fromiter((c for _, c in entries), dtype=np.int64, count=len(entries))
-        # correction targets by length: letters only (digits are never corrected to or from)
+        # correction targets by length, and by length and first letter: letters only (digits
+        # are never corrected to or from)
         by_length: dict[int, list[str]] = {}
+        by_initial: dict[tuple[int, str], list[str]] = {}
         for w in words:
             if w.isalpha():
                 by_length.setdefault(len(w), []).append(w)
+                by_initial.setdefault((len(w), w[0]), []).append(w)
         self._by_length = by_length
-        prefixes: dict[int, Counter[str]] = {}
+        self._by_initial = by_initial
+        # the prefixes of the words by length and first letter, with the products' count
+        prefixes: dict[tuple[int, str], Counter[str]] = {}
         for w, c in words.items():
             if w.isalpha():
                 for n in range(MIN_FUZZY_PREFIX_CHARS, min(len(w), MAX_FUZZY_PREFIX_CHARS) + 1):
-                    prefixes.setdefault(n, Counter())[w[:n]] += c
-        self._prefixes = {n: list(c) for n, c in prefixes.items()}
+                    prefixes.setdefault((n, w[0]), Counter())[w[:n]] += c
+        self._prefixes = {key: list(c) for key, c in prefixes.items()}
         self._prefix_counts = prefixes
 
     @classmethod
@@ -71,13 +76,22 @@ class Lexicon:
 
     def nearest(self, word: str, max_distance: int | None = None) -> str | None:
         """The catalog word closest to ``word`` within ``max_distance`` edits (default: its
-        :func:`typo_budget`), the most frequent of the closest; None when none is that close."""
+        :func:`typo_budget`), the most frequent of the closest; None when none is that close.
+        Words with the same first letter are preferred (shoppers rarely mistype the first
+        letter, and those words are a twentieth of the vocabulary to compare): the others are
+        compared only when none of them is close enough."""
         budget = typo_budget(word) if max_distance is None else max_distance
-        if budget <= 0:
+        if budget <= 0 or not word:
             return None
+        lengths = range(len(word) - budget, len(word) + budget + 1)
+        best = self._closest(word, budget, [self._by_initial.get((n, word[0])) for n in lengths])
+        if best is None:
+            best = self._closest(word, budget, [self._by_length.get(n) for n in lengths])
+        return best
+
+    def _closest(self, word: str, budget: int, buckets: Iterable[list[str] | None]) -> str | None:
         best: tuple[int, int, str] | None = None
-        for n in range(len(word) - budget, len(word) + budget + 1):
-            bucket = self._by_length.get(n)
+        for bucket in buckets:
             if not bucket:
                 continue
             for choice, distance, _ in process.extract(
@@ -99,8 +113,10 @@ class Lexicon:
         if lo >= hi:
             return []
         counts: npt.NDArray[np.int64] = self._counts[lo:hi]
-        if hi - lo > limit:
-            top = np.argpartition(-counts, limit - 1)[:limit]
+        if hi - lo > limit:  # the limit-th highest count; of the words with it, the first alphabetically
+            kth = np.partition(counts, hi - lo - limit)[hi - lo - limit]
+            above = np.flatnonzero(counts > kth)
+            top = np.concatenate([above, np.flatnonzero(counts == kth)[: limit - len(above)]])
         else:
             top = np.arange(hi - lo)
         order = sorted(top.tolist(), key=lambda i: (-int(counts[i]), i))
@@ -108,14 +124,17 @@ class Lexicon:
 
     def fuzzy_prefixes(self, prefix: str, limit: int = 3) -> list[str]:
         """Up to ``limit`` prefixes of catalog words within ``prefix``'s typo budget (of the same
-        length), closest first, then those of the most products: what a shopper still typing
-        a misspelt word meant. Empty for short prefixes or those holding a digit."""
-        n = len(prefix)
-        budget = typo_budget(prefix)
-        bucket = self._prefixes.get(n)
-        if budget <= 0 or not bucket or not prefix.isalpha():
+        length and first letter), closest first, then those of the most products: what a
+        shopper still typing a misspelt word meant. Empty for prefixes :func:`correctable`
+        refuses (short, holding a digit, or CJK)."""
+        if not correctable(prefix):  # too short, a digit, or CJK
             return []
-        counts = self._prefix_counts[n]
+        budget = typo_budget(prefix)
+        key = (len(prefix), prefix[0])
+        bucket = self._prefixes.get(key)
+        if not bucket:
+            return []
+        counts = self._prefix_counts[key]
         found = process.extract(prefix, bucket, scorer=OSA.distance, score_cutoff=budget, limit=None)
         found.sort(key=lambda f: (f[1], -counts[f[0]], f[0]))
         return [f[0] for f in found[:limit]]

@@ -17,6 +17,7 @@ completion (of the text as typed when there is none), among those on sale.
 from __future__ import annotations
 
 import bisect
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from shoprec.retrieval.spelling import Lexicon
 from shoprec.types import Event, Filters, Hit
 
 Source = Literal["catalog", "queries"]
+PRODUCTS_CACHE_ENTRIES = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +45,7 @@ class Suggestion:
 class Suggestions:
     query: str
     suggestions: list[Suggestion]
-    products: list[Hit]
+    products: tuple[Hit, ...]
     correction: Correction | None
 
 
@@ -92,6 +94,9 @@ class Suggester:
         self.catalog = catalog
         self.queries = queries
         self.fix_word = fix_word  # a typed-in-full word's correction (None: keep it)
+        # consecutive keystrokes mostly share their first completion: its products are kept
+        # (a product taken off sale since is dropped when the hits are rendered)
+        self._top_products = functools.lru_cache(maxsize=PRODUCTS_CACHE_ENTRIES)(self._products)
 
     def suggest(self, q: str, limit: int, products: int = 0) -> Suggestions:
         words = normalize(q).split()
@@ -104,26 +109,24 @@ class Suggester:
             if fixed is not None and fixed != w:
                 fixes.append(WordCorrection(w, fixed))
             fixed_done.append(fixed or w)
-        stem = " ".join(fixed_done)
-        out: dict[str, Suggestion] = {}
-        prefixes = [last]
+        prefix = last  # the word being typed, or "" after a space: the next word
         if last and not self.lexicon.completions(last, 1):
-            prefixes = self.lexicon.fuzzy_prefixes(last, limit=1) or prefixes
-            if prefixes[0] != last:
-                fixes.append(WordCorrection(last, prefixes[0]))
-        for prefix in prefixes:
-            typed = f"{stem} {prefix}".strip() if prefix else stem
-            for text, count in self.queries.completions(typed, limit):
-                out.setdefault(text, Suggestion(text, "queries", count))
-            for text, count in self._catalog(fixed_done, prefix, limit):
-                out.setdefault(text, Suggestion(text, "catalog", count))
+            fuzzy = self.lexicon.fuzzy_prefixes(last, limit=1)
+            if fuzzy:
+                prefix = fuzzy[0]
+                fixes.append(WordCorrection(last, prefix))
+        typed = " ".join([*fixed_done, prefix]) if typing else " ".join(fixed_done) + " "
+        out: dict[str, Suggestion] = {}
+        for text, count in self.queries.completions(typed.lstrip(), limit):
+            out.setdefault(text, Suggestion(text, "queries", count))
+        for text, count in self._catalog(fixed_done, prefix, limit):
+            out.setdefault(text, Suggestion(text, "catalog", count))
         suggestions = list(out.values())[:limit]
         correction = None
         if fixes:
-            corrected = " ".join([*fixed_done, *(prefixes[:1] if typing else [])])
-            correction = Correction(original=q, corrected=corrected, words=tuple(fixes))
+            correction = Correction(original=q, corrected=typed.strip(), words=tuple(fixes))
         target = suggestions[0].text if suggestions else (correction.corrected if correction else q)
-        return Suggestions(q, suggestions, self._products(target, products), correction)
+        return Suggestions(q, suggestions, self._top_products(target, products), correction)
 
     def _catalog(self, done: list[str], prefix: str, limit: int) -> list[tuple[str, int]]:
         """Completions of the typed words: the phrases that continue the last full word with
@@ -139,9 +142,9 @@ class Suggester:
                 found.append((f"{head} {word}".strip(), count))
         return found
 
-    def _products(self, text: str, n: int) -> list[Hit]:
+    def _products(self, text: str, n: int) -> tuple[Hit, ...]:
         if n <= 0:
-            return []
+            return ()
         rows, scores = self.lexical.top(text, n, self.catalog.allowed(Filters()))
         products = self.catalog.products
-        return [Hit(products[r].id, float(s)) for r, s in zip(rows.tolist(), scores.tolist(), strict=True)]
+        return tuple(Hit(products[r].id, float(s)) for r, s in zip(rows.tolist(), scores.tolist(), strict=True))

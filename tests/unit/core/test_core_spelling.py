@@ -10,8 +10,8 @@ def test_the_typo_budget_grows_with_the_word(word: str, budget: int) -> None:
     assert typo_budget(word) == budget
 
 
-@pytest.mark.parametrize("word", ["18v", "dw7480", "2x4", "1000w", "lamp"])
-def test_numbers_units_model_codes_and_short_words_are_left_alone(word: str) -> None:
+@pytest.mark.parametrize("word", ["18v", "dw7480", "2x4", "1000w", "lamp", "无线电钻头套"])
+def test_numbers_units_model_codes_short_words_and_cjk_runs_are_left_alone(word: str) -> None:
     assert not correctable(word)
 
 
