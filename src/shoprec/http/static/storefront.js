@@ -381,16 +381,17 @@ const combo = {
   },
 
   async fetch() {
-    const q = this.input.value.trim();
+    // a trailing space is kept: the server then completes the next word, not the last one
+    const q = this.input.value.trimStart();
     this.abort?.abort();
     this.deselect(); // typing after moving in the list starts over
 
-    if (!q) return this.close();
+    if (!q.trim()) return this.close();
     const seq = ++this.seq;
     this.abort = new AbortController();
     try {
       const answer = await get("/v1/suggest", { q }, { signal: this.abort.signal });
-      if (seq === this.seq && this.input.value.trim() === q) this.render(answer);
+      if (seq === this.seq && this.input.value.trimStart() === q) this.render(answer);
     } catch (error) {
       if (error.name !== "AbortError") this.close(); // no suggestions: the search box still works
     }
