@@ -21,4 +21,12 @@ command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 || 
       echo "warning: could not install prometheus; tests that need promtool or prometheus will be skipped" >&2
   fi
 }
+# The browser tests (tests/browser) drive Debian's chromium with Playwright; never a browser download.
+[ -x /usr/bin/chromium ] || {
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null 2>&1; then
+    ($SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium) >/dev/null 2>&1 ||
+      echo "warning: could not install chromium; the browser tests will be skipped" >&2
+  fi
+}
 exec .venv/bin/python -m pytest -n 2 "$@"

@@ -388,6 +388,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ):
         print(f"  curl -H \"Authorization: Bearer $SHOPREC_KEY\" '{url}'")
     print(f"  curl '{base}/readyz'    # public, like /healthz; OpenAPI docs at {base}/docs")
+    print(f"Storefront: {base}/   Ops page: {base}/ops (promote and roll back with the key above)")
     print()
     if args.no_serve:
         return 0
@@ -420,6 +421,8 @@ def _demo_trust(root: Path, art: Path) -> str:
         key_file.write_text(api_key + "\n")
     os.environ.setdefault("SHOPREC_TRUSTED_KEYS", str(public.resolve()))
     os.environ.setdefault("SHOPREC_KEYS_FILE", str(store_path.resolve()))
+    # the storefront at / searches and posts its demo shoppers' events without a key, from this machine
+    os.environ.setdefault("SHOPREC_STOREFRONT_ANONYMOUS", "loopback")
     return key_file.read_text().strip()
 
 

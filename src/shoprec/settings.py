@@ -206,6 +206,11 @@ class Settings(BaseSettings):
     # GET /metrics (Prometheus text format); off: no metric is kept and prometheus_client is not imported
     metrics: Flag = True
     metrics_anonymous: MetricsAnonymous = "loopback"
+    # requests without a key that may search and post events, as the storefront at / does: none
+    # (default), loopback clients only (what `shoprec demo` sets), or any client
+    storefront_anonymous: MetricsAnonymous = "none"
+    # the window GET /v1/ops/summary computes throughput and p50/p99 over (the ops page at /ops)
+    ops_window_s: Annotated[int, Field(ge=1, le=3600)] = 60
     # with workers > 1, where the workers' metric files live (wiped by `shoprec serve` at start);
     # default <data_dir>/metrics
     metrics_dir: Path | None = None

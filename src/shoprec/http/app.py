@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 
 from shoprec import __version__
@@ -22,6 +22,7 @@ from shoprec.adapters.eventlog import JsonlEventLog
 from shoprec.adapters.eventstream import RedisEventStream
 from shoprec.adapters.jobs import JobQueue
 from shoprec.adapters.nearline import NearlineStore
+from shoprec.core.window import RequestWindow
 from shoprec.errors import ConfigError
 from shoprec.http import errors as http_errors
 from shoprec.http.auth import Authenticator, from_loopback
@@ -30,6 +31,7 @@ from shoprec.http.logs import configure_logging
 from shoprec.http.middleware import BodyLimitMiddleware, FrontDoorShedder, LeaseMiddleware
 from shoprec.http.observe import RequestLog, RequestObserver, RouteTemplates
 from shoprec.http.overload import Overload
+from shoprec.http.pages import routes as page_routes
 from shoprec.http.render import HitRenderer
 from shoprec.http.routes import admin as admin_routes
 from shoprec.http.routes import catalog as catalog_routes
@@ -38,6 +40,7 @@ from shoprec.http.routes import jobs as jobs_routes
 from shoprec.http.routes import metrics as metrics_routes
 from shoprec.http.routes import ops as ops_routes
 from shoprec.http.routes import recommend as recommend_routes
+from shoprec.http.routes import registry as registry_routes
 from shoprec.http.routes import rules as rules_routes
 from shoprec.http.routes import search as search_routes
 from shoprec.http.routes import suggest as suggest_routes
@@ -60,6 +63,12 @@ from shoprec.types import EventSink, Metrics
 log = logging.getLogger(__name__)
 
 MODEL_BACKED_PATHS = ("/v1/search", "/v1/recommend", "/v1/similar")
+# who may go without a key where a setting allows it (metrics_anonymous, storefront_anonymous)
+ANONYMOUS: dict[str, Callable[[Request], bool] | None] = {
+    "loopback": from_loopback,
+    "any": lambda _: True,
+    "none": None,
+}
 
 
 def create_app(
@@ -109,9 +118,10 @@ def create_app(
     accelerated.cache.on_catalog_update(lambda update: apply_remote_update(services.search, update))
 
     authenticator = Authenticator(keys, anonymous_read=settings.anonymous_read)
-    guards = Guards(
-        search=(authenticator.guard("search"), overload.rate_limit),  # after authentication: it reads the key
-        events=(authenticator.guard("events"), overload.rate_limit),
+    storefront = ANONYMOUS[settings.storefront_anonymous]  # keyless searches and events, as the storefront sends
+    guards = Guards(  # the rate limit after authentication: it reads the key
+        search=(authenticator.guard("search", storefront), overload.rate_limit),
+        events=(authenticator.guard("events", storefront), overload.rate_limit),
         admin=(authenticator.guard("admin"), admin_routes.audit_guard(services)),
     )
     rng = audit_rng or random.Random()
@@ -140,14 +150,15 @@ def create_app(
     app.state.metrics_feed = feed
     http_errors.install(app)
     metrics_router = []
+    metrics_guards = (authenticator.guard("metrics", ANONYMOUS[settings.metrics_anonymous]),)
     if feed is not None:
-        anonymous = {"loopback": from_loopback, "any": lambda _: True, "none": None}[settings.metrics_anonymous]
-        metrics_router.append(
-            metrics_routes.router(feed.sync, feed.metrics.render, (authenticator.guard("metrics", anonymous),))
-        )
+        metrics_router.append(metrics_routes.router(feed.sync, feed.metrics.render, metrics_guards))
+    observer_clock = time.perf_counter
+    window = RequestWindow(settings.ops_window_s, started_s=observer_clock())
     jobs = job_queue(settings)
     for resource in (
         ops_routes.router(services),
+        ops_routes.summary_router(services, window, observer_clock, metrics_guards),
         *metrics_router,
         search_routes.router(fields, handler, renderer, guards.search),
         suggest_routes.router(services, guards.search),
@@ -156,6 +167,7 @@ def create_app(
         events_routes.router(services, guards.events, wall_clock),
         admin_routes.router(services, guards.admin),
         rules_routes.router(services, merchandiser, guards.admin),
+        registry_routes.router(services, guards.admin),
         *([jobs_routes.router(services, jobs, guards.admin)] if jobs is not None else []),
         *([events_routes.admin_router(stream, nearline, guards.admin)] if stream and nearline else []),
     ):
@@ -164,6 +176,7 @@ def create_app(
         # included router as one route that every request is matched through, about 30 µs
         # more per routed request on this machine (measured with a bare FastAPI app).
         app.router.routes.extend(resource.routes)
+    app.router.routes.extend(page_routes())  # the storefront at / and the ops page at /ops
     # innermost first: each add_middleware wraps what was added before
     app.add_middleware(
         FastPath,
@@ -183,7 +196,15 @@ def create_app(
         settings.request_log_sample_rate,
         model_version=lambda: runtime.current.version if runtime.current is not None else None,
     )
-    app.add_middleware(RequestObserver, routes=RouteTemplates(app.router.routes), metrics=metrics, log=request_log)
+    app.add_middleware(
+        RequestObserver,
+        routes=RouteTemplates(app.router.routes),
+        metrics=metrics,
+        log=request_log,
+        clock=observer_clock,
+        window=window,
+        counted=ops_routes.counted,
+    )
     return app
 
 

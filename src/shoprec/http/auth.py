@@ -8,9 +8,11 @@ left on ``request.state.api_key`` for what runs later (rate limits, audit).
 
 No key, or an unknown, malformed or revoked one: 401. A valid key without the role: 403.
 Both go through the one error mapping in :mod:`shoprec.http.errors`. Anonymous requests are
-allowed only on ``search`` routes and only when the ``anonymous_read`` setting is on, and on
-``/metrics`` as the ``metrics_anonymous`` setting says (by default from loopback clients only);
-never on ``events`` or ``admin`` routes.
+allowed on ``search`` routes when the ``anonymous_read`` setting is on; on ``search`` and
+``events`` routes as the ``storefront_anonymous`` setting says (off by default; from loopback
+clients in ``shoprec demo``, so its storefront needs no key); on ``/metrics`` and
+``/v1/ops/summary`` as the ``metrics_anonymous`` setting says (by default from loopback clients
+only); never on ``admin`` routes.
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from typing import Any
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shoprec.core.window import RequestWindow
 from shoprec.http.logs import REQUEST_ID
 from shoprec.http.overload import LEVEL_HEADER
 from shoprec.types import Metrics
@@ -128,8 +129,12 @@ class RequestObserver:
         log: RequestLog,
         clock: Callable[[], float] = time.perf_counter,
         new_id: Callable[[], str] = lambda: f"{random.getrandbits(64):016x}",
+        window: RequestWindow | None = None,
+        counted: Callable[[str], bool] = lambda route: True,
     ) -> None:
         self.app = app
+        self.window = window  # the ops page's recent throughput and latency, of the routes ``counted``
+        self.counted = counted
         self.routes = routes
         self.metrics = metrics
         self.log = log
@@ -172,11 +177,14 @@ class RequestObserver:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            duration_s = self.clock() - started
+            ended = self.clock()
+            duration_s = ended - started
             route = self.routes.template(scope["path"])
             method = scope["method"] if scope["method"] in METHODS else "other"
             if self.metrics is not None:
                 self.metrics.request(route, method, status, duration_s)
+            if self.window is not None and self.counted(route):
+                self.window.add(ended, duration_s)
             if sampled or log.always(status):
                 log.write(
                     request_id=request_id,

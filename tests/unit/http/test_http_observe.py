@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
+from shoprec.core.window import RequestWindow
 from shoprec.http.logs import REQUEST_ID, JsonFormatter, TextFormatter, configure_logging, use_json
 from shoprec.http.observe import RequestLog, RequestObserver, RouteTemplates
 from shoprec.types import MetricsSnapshot
@@ -179,3 +180,23 @@ def test_text_on_a_terminal_json_elsewhere() -> None:
     record.request_id = "r9"
     assert TextFormatter().format(record).endswith("ERROR shoprec.x: failed here [request_id=r9]")
     assert json.loads(JsonFormatter().format(record))["request_id"] == "r9"
+
+
+@pytest.mark.anyio
+async def test_the_ops_window_gets_the_counted_routes_on_the_same_clock() -> None:
+    window = RequestWindow(60, started_s=0.0)
+    app = RequestObserver(
+        Starlette(routes=ROUTES),
+        routes=RouteTemplates(ROUTES),
+        metrics=None,
+        log=RequestLog(0.0),
+        clock=Ticks(0.004),  # each request starts and ends one tick apart: 4 ms
+        window=window,
+        counted=lambda route: route.startswith("/v1/"),
+    )
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        for path in ("/v1/products/a", "/healthz", "/v1/products/b", "/nowhere"):
+            await client.get(path)
+    s = window.summary(1.0)
+    assert s.requests == 2  # the products, not the health check or the unmatched path
+    assert s.p50_ms is not None and 4.0 <= s.p50_ms <= 4.0 * 10 ** (1 / 40)
