@@ -261,10 +261,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         "workers": args.workers,
     }
     settings = Settings.load(**{k: v for k, v in overrides.items() if v is not None})
-    ray_only = [f"--{n.replace('_', '-')}" for n in RAY_OPTIONS if getattr(args, n) is not None]
-    if ray_only and not args.ray:
+    # `shoprec demo` serves through here too, with a namespace that has no Ray options
+    ray = bool(getattr(args, "ray", False))
+    ray_only = [f"--{n.replace('_', '-')}" for n in RAY_OPTIONS if getattr(args, n, None) is not None]
+    if ray_only and not ray:
         raise ConfigError(f"{', '.join(ray_only)} need --ray")
-    if args.ray and args.workers is not None:
+    if ray and args.workers is not None:
         raise ConfigError("--workers is for one machine's uvicorn workers; with --ray use --replicas")
     # Requests run one query each on a thread pool: OpenMP threads (FAISS, LightGBM) that spin
     # after each call steal the cores of the next stage. Set before the workers import them.
@@ -282,7 +284,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # every worker's metrics in files there, added up by whichever worker is scraped;
         # emptied first: a previous run's counts must not be added in
         os.environ["SHOPREC_METRICS_DIR"] = str(prepare_multiprocess_dir(metrics_dir(settings)).resolve())
-    if args.ray:
+    if ray:
         return _serve_ray(args, settings)
     scheme = "https" if settings.ssl_certfile else "http"
     print(
