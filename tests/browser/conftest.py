@@ -31,9 +31,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def chromium() -> Iterator[Any]:
-    """One headless chromium for the session (each test opens its own context)."""
+    """A headless chromium for one test. Not one per session: Playwright's sync API runs an
+    event loop on this thread while it is started, and under pytest-xdist the other tests a
+    worker runs in between (asyncio.run, pytest-asyncio) would find that loop running."""
     if not CHROMIUM.is_file() or not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) to run browser tests")
     try:
