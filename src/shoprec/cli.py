@@ -263,7 +263,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings.load(**{k: v for k, v in overrides.items() if v is not None})
     # `shoprec demo` serves through here too, with a namespace that has no Ray options
     ray = bool(getattr(args, "ray", False))
-    ray_only = [f"--{n.replace('_', '-')}" for n in RAY_OPTIONS if getattr(args, n, None) is not None]
+    ray_only = [
+        f"--{n.replace('_', '-')}" for n in RAY_OPTIONS + AUTOSCALE_OPTIONS if getattr(args, n, None) is not None
+    ]
     if ray_only and not ray:
         raise ConfigError(f"{', '.join(ray_only)} need --ray")
     if ray and args.workers is not None:
@@ -297,6 +299,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 RAY_OPTIONS = ("replicas", "autoscale", "max_replicas_per_node", "replica_cpus", "ray_address", "router")
+AUTOSCALE_OPTIONS = ("target_ongoing_requests", "upscale_delay_s", "downscale_delay_s")
 
 
 def _serve_ray(args: argparse.Namespace, settings: Settings) -> int:
@@ -305,7 +308,11 @@ def _serve_ray(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.replicas is not None and args.autoscale is not None:
         raise ConfigError("pass --replicas N or --autoscale MIN:MAX, not both")
+    tuning = {n: getattr(args, n) for n in AUTOSCALE_OPTIONS if getattr(args, n, None) is not None}
+    if tuning and args.autoscale is None:
+        raise ConfigError(f"{', '.join('--' + n.replace('_', '-') for n in tuning)} need --autoscale")
     scale = ray_serve.Scale(
+        **tuning,
         replicas=args.replicas if args.replicas is not None else 1,
         autoscale=ray_serve.parse_autoscale(args.autoscale) if args.autoscale is not None else None,
         max_replicas_per_node=args.max_replicas_per_node,
@@ -854,6 +861,19 @@ def _data_commands(sub: Any) -> None:
     p.add_argument("--ray", action="store_true", help="serve as replicas behind Ray Serve (needs the bench extra)")
     p.add_argument("--replicas", type=int, help="with --ray: this many replicas (default 1)")
     p.add_argument("--autoscale", metavar="MIN:MAX", help="with --ray: scale on ongoing requests between MIN and MAX")
+    p.add_argument(
+        "--target-ongoing-requests",
+        type=float,
+        help="with --autoscale: add replicas when they average more ongoing requests than this (default 8)",
+    )
+    p.add_argument(
+        "--upscale-delay-s", type=float, help="with --autoscale: wait this long before adding replicas (default 30)"
+    )
+    p.add_argument(
+        "--downscale-delay-s",
+        type=float,
+        help="with --autoscale: wait this long before removing replicas (default 600)",
+    )
     p.add_argument("--max-replicas-per-node", type=int, help="with --ray: spread replicas over nodes")
     p.add_argument("--replica-cpus", type=float, help="with --ray: CPUs Ray reserves per replica (default 1)")
     p.add_argument("--ray-address", help="with --ray: join this Ray cluster (default: start one here)")

@@ -53,6 +53,7 @@ def run_scenarios(tmp_path_factory: pytest.TempPathFactory, tiny_static_artifact
     (work / "driver.log").write_text(proc.stderr)
     assert proc.returncode == 0, f"the scenario driver failed ({proc.returncode}):\n{proc.stderr[-6000:]}"
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    (work / "record.json").write_text(json.dumps(result, indent=1))  # the figures, for docs and for a failure
     return result
 
 
@@ -87,6 +88,27 @@ def check_rate_limit_is_shared_across_replicas(record: dict[str, Any]) -> None:
     # one bucket of 5 in Redis for both replicas: 5 pass, 7 refused (per-replica buckets: up to 10)
     assert statuses.count(200) == int(limited["burst"]) == 5, statuses
     assert statuses.count(429) == 7, statuses
+
+
+def check_product_update_reaches_every_replicas_cache(record: dict[str, Any]) -> None:
+    update = _ok(record, "catalog_update")
+    # both replicas answered the query and held it in their caches before the change
+    assert len(update["warm_replicas"]) == 2 and len(update["cached_on"]) == 2, update
+    assert update["patch_status"] == 200 and update["delete_status"] == 200, update
+    for change in ("price", "removal"):
+        seen = update[change]
+        # the last 30 answers, from both replicas, all show the change: no replica kept a stale result
+        assert seen["converged"] and len(seen["replicas_in_last_run"]) == 2, (change, update)
+
+
+def check_autoscaling_on_ongoing_requests(record: dict[str, Any]) -> None:
+    scaled = _ok(record, "autoscale")
+    assert scaled["replicas_at_start"] == 1 and scaled["replicas_at_peak"] == 2, scaled
+    assert scaled["up_s"] is not None and scaled["heavy"]["served_by"] == 2, scaled  # the new replica answered
+    assert scaled["down_s"] is not None and scaled["replicas_at_end"] == 1, scaled
+    for load in ("heavy", "light"):  # no request failed while a replica was added or removed
+        assert scaled[load]["statuses"] == {"200": scaled[load]["requests"]}, scaled
+    assert scaled["heavy_after_up"]["requests"] >= 60 and scaled["light"]["requests"] >= 20, scaled
 
 
 def check_rolling_promote_and_rollback_fail_no_request(record: dict[str, Any]) -> None:
@@ -125,9 +147,11 @@ CHECKS = (
     check_everything_listens_on_loopback_only,
     check_same_answers_as_shoprec_serve,
     check_rate_limit_is_shared_across_replicas,
+    check_product_update_reaches_every_replicas_cache,
     check_rolling_promote_and_rollback_fail_no_request,
     check_replica_killed_under_load_is_replaced,
     check_redis_killed_under_load_local_tiers_answer_then_redis_again,
+    check_autoscaling_on_ongoing_requests,
 )
 
 

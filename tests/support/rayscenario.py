@@ -8,12 +8,17 @@ Inside, it starts a redis-server, a registry holding versions v1, v2 and a broke
 - ``answers``: the same requests to both (search, similar, recommend, a bad request, a
   missing key), status and body;
 - ``rate_limit``: one API key's requests spread over both replicas share one bucket;
+- ``catalog_update``: with both replicas' caches holding a result, change a listed product's
+  price and then take it off sale through the proxy: how long until every replica's answers
+  show it (each answer names its replica in ``X-Shoprec-Replica``);
 - ``rolling``: promote v2, then v3 (a file missing: refused), then roll back twice (to v1),
   under steady load: every answer's status and version, and how long the replicas took to agree;
 - ``replica_kill``: SIGKILL one replica under steady load: failed requests, and when Ray
   had a replacement running;
 - ``redis_kill``: stop Redis under load, start it again: answers meanwhile, and Redis used again;
-- ``confinement``: the namespace's interfaces and listeners, with everything running.
+- ``confinement``: the namespace's interfaces and listeners, with everything running;
+- ``autoscale``: a second ``shoprec serve --ray --autoscale 1:2`` (short delays): heavy load
+  until Ray runs a second replica, then light load until it is back to one.
 
 The test asserts on the result; this script only records (a scenario that raises is
 recorded as its error, so the others still report).
@@ -41,6 +46,7 @@ from typing import Any
 import httpx
 
 from shoprec.cluster import loopback
+from shoprec.cluster.ray_serve import REPLICA_HEADER
 from shoprec.registry.store import Registry
 from shoprec.security.apikeys import KeyStore
 from support.live import FULL_QUALITY, ServerProcess, settings_env
@@ -50,6 +56,10 @@ QUERIES = ["drill", "cordless drill", "garden hose", "paint", "lamp", "xyzzy not
 KEY_RATE_PER_S = 0.01  # with burst_factor 500: a bucket of 5 that refills one token per 100 s
 BURST_FACTOR = 500
 POLL_S = 0.3
+# scale on ongoing requests between 1 and 2 replicas, acting on a wish after 1 s (up) or 5 s (down)
+AUTOSCALE = ["--autoscale", "1:2", "--target-ongoing-requests", "1"]
+AUTOSCALE += ["--upscale-delay-s", "1", "--downscale-delay-s", "5"]
+CONVERGED_RUN = 30  # consecutive answers that must all show a change
 READY = re.compile(r"Ray Serve ready on http://127\.0\.0\.1:(\d+)")
 
 
@@ -80,6 +90,7 @@ class Load:
     headers: dict[str, str] = field(default_factory=dict)
     distinct: bool = False  # a new query each time (cache misses: each one is written to the shared tier)
     samples: list[tuple[float, int, str | None]] = field(default_factory=list)
+    served_by: dict[str, int] = field(default_factory=dict)  # answers per replica (its header)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
 
@@ -92,6 +103,8 @@ class Load:
                 try:
                     r = client.get("/v1/search", params={"q": q, "k": 5})
                     version = r.json().get("model_version") if r.status_code == 200 else None
+                    replica = r.headers.get(REPLICA_HEADER, "")
+                    self.served_by[replica] = self.served_by.get(replica, 0) + 1
                     self.samples.append((time.monotonic(), r.status_code, version))
                 except httpx.HTTPError:
                     self.samples.append((time.monotonic(), 0, None))
@@ -165,8 +178,8 @@ def replica_pids() -> list[int]:
 
 
 @contextmanager
-def ray_server(env: dict[str, str], port: int, log: Path) -> Iterator[str]:
-    cmd = [sys.executable, "-m", "shoprec.cli", "serve", "--ray", "--replicas", "2", "--port", str(port)]
+def ray_server(env: dict[str, str], port: int, log: Path, scale: list[str]) -> Iterator[str]:
+    cmd = [sys.executable, "-m", "shoprec.cli", "serve", "--ray", *scale, "--port", str(port)]
     with log.open("w") as out:
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
     try:
@@ -222,21 +235,25 @@ def main() -> int:
     env["RAY_TMPDIR"] = str(ray_tmp)
     plain_server = ServerProcess(settings).start()
     try:
-        with ray_server(env, free_port(), work / "ray-serve.log") as url:
-            import ray
+        import ray
 
-            from shoprec.cluster import ray_serve
+        from shoprec.cluster import ray_serve
 
+        with ray_server(env, free_port(), work / "ray-serve.log", ["--replicas", "2"]) as url:
             ray.init(address="auto", log_to_driver=False, configure_logging=False)
             results["replicas_at_start"] = ray_serve.replica_count()
             results["confinement"] = loopback.check().describe()
             with httpx.Client(base_url=plain_server.url, timeout=30) as a, httpx.Client(base_url=url, timeout=30) as b:
                 scenario(results, "answers", lambda: same_answers(a, b, admin))
                 scenario(results, "rate_limit", lambda: rate_limit(b, plain))
+                scenario(results, "catalog_update", lambda: catalog_update(b, admin))
             scenario(results, "rolling", lambda: rolling(url, registry))
             scenario(results, "replica_kill", lambda: replica_kill(url, ray_serve.replica_count))
             scenario(results, "redis_kill", lambda: redis_kill(url, redis))
             ray.shutdown()
+        plain_server.stop()  # the cores to the autoscaling cluster
+        with ray_server(env, free_port(), work / "ray-autoscale.log", AUTOSCALE) as url:
+            scenario(results, "autoscale", lambda: autoscale(url))
     finally:
         plain_server.stop()
         redis.stop()
@@ -281,6 +298,102 @@ def rate_limit(client: httpx.Client, key: str) -> dict[str, Any]:
         client.get("/v1/search", params={"q": "drill"}, headers={"X-API-Key": key}).status_code for _ in range(12)
     ]
     return {"statuses": statuses, "burst": KEY_RATE_PER_S * BURST_FACTOR}
+
+
+def catalog_update(client: httpx.Client, admin_key: str) -> dict[str, Any]:
+    """Fill both replicas' result caches with one query, then change the price of a product it
+    lists, then take that product off sale, each through the proxy (so one replica takes the
+    change and the other hears of it through Redis): per change, how many answers and seconds
+    until the last ``CONVERGED_RUN`` answers all show it, from which replicas, and how many
+    showed the old state meanwhile."""
+    params = {"q": "drill", "k": 10}
+
+    def ask() -> tuple[str, dict[str, Any]]:
+        r = client.get("/v1/search", params=params)
+        r.raise_for_status()
+        return r.headers.get(REPLICA_HEADER, ""), r.json()
+
+    warm = [ask() for _ in range(30)]
+    cached_on = sorted({replica for replica, body in warm if body.get("cached")})
+    target = warm[0][1]["results"][0]
+    pid, old_price = str(target["id"]), target.get("price")
+    new_price = round((old_price or 10.0) + 1.25, 2)
+
+    def converge(shows: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        t0 = time.monotonic()
+        answers: list[tuple[str, bool]] = []
+        while time.monotonic() < t0 + 60:
+            replica, body = ask()
+            answers.append((replica, shows(body)))
+            if len(answers) >= CONVERGED_RUN and all(ok for _, ok in answers[-CONVERGED_RUN:]):
+                break
+        run = answers[-CONVERGED_RUN:]
+        return {
+            "converged": len(run) == CONVERGED_RUN and all(ok for _, ok in run),
+            "seconds": round(time.monotonic() - t0, 3),
+            "answers": len(answers),
+            "stale": sum(1 for _, ok in answers if not ok),
+            "replicas_in_last_run": sorted({replica for replica, _ in run}),
+        }
+
+    def price_of(body: dict[str, Any]) -> Any:
+        return next((h.get("price") for h in body["results"] if str(h["id"]) == pid), "absent")
+
+    headers = {"X-API-Key": admin_key}
+    patched = client.patch(f"/v1/products/{pid}", json={"price": new_price}, headers=headers)
+    price = converge(lambda body: price_of(body) == new_price)
+    removed = client.delete(f"/v1/products/{pid}", headers=headers)
+    removal = converge(lambda body: price_of(body) == "absent")
+    return {
+        "warm_replicas": sorted({replica for replica, _ in warm}),
+        "cached_on": cached_on,
+        "product": pid,
+        "old_price": old_price,
+        "new_price": new_price,
+        "patch_status": patched.status_code,
+        "patch_replica": patched.headers.get(REPLICA_HEADER),
+        "price": price,
+        "delete_status": removed.status_code,
+        "removal": removal,
+    }
+
+
+def autoscale(url: str) -> dict[str, Any]:
+    """Heavy load (6 clients, each query new) until a second replica answers; then one client
+    until Ray has stopped a replica's process. Every answer is counted. (Seen from outside, as
+    an operator sees it: the answers' replica header and the replica processes; this driver's
+    Ray client still belongs to the first cluster.)"""
+    started = replica_pids()
+    t0 = time.monotonic()
+    with Load(url, clients=6, distinct=True) as heavy:
+        up_s = None
+        while time.monotonic() < t0 + 180:
+            if len(heavy.served_by) >= 2:
+                up_s = time.monotonic() - t0
+                break
+            time.sleep(0.2)  # polling the answers' replicas, with a deadline
+        t_up = time.monotonic()
+        heavy.wait_for(lambda s: len(s) >= 60, t_up, 60)  # the new replica takes its share
+        at_peak = replica_pids()
+    with Load(url, clients=1) as light:
+        t1 = time.monotonic()
+        down_s = None
+        while time.monotonic() < t1 + 240:
+            if len(replica_pids()) == 1:
+                down_s = time.monotonic() - t1
+                break
+            time.sleep(0.2)  # polling the replica processes, with a deadline
+        light.wait_for(lambda s: len(s) >= 20, time.monotonic(), 60)  # and it answers after
+    return {
+        "replicas_at_start": len(started),
+        "replicas_at_peak": len(at_peak),
+        "up_s": None if up_s is None else round(up_s, 2),
+        "down_s": None if down_s is None else round(down_s, 2),
+        "heavy": summary(heavy.samples) | {"served_by": len(heavy.served_by)},
+        "heavy_after_up": summary(heavy.since(t_up)),
+        "light": summary(light.samples) | {"served_by": len(light.served_by)},
+        "replicas_at_end": len(replica_pids()),
+    }
 
 
 def rolling(url: str, registry: Registry) -> dict[str, Any]:

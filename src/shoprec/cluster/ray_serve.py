@@ -51,12 +51,16 @@ from ray.serve.request_router import (
 from shoprec.errors import ConfigError, NotReadyError
 from shoprec.http.app import create_app
 from shoprec.http.logs import configure_logging
+from shoprec.http.middleware import ResponseHeader
 from shoprec.settings import ENV_PREFIX, Settings
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "shoprec"
 DEPLOYMENT_NAME = "shoprec"
+# names the replica that produced an answer (Ray's replica id), so that an operator behind the
+# proxy, or a test, can tell the replicas' answers apart
+REPLICA_HEADER = "X-Shoprec-Replica"
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,9 @@ class Scale:
     autoscale: tuple[int, int] | None = None
     # Ray scales up when replicas average more ongoing requests than this
     target_ongoing_requests: float = 8.0
+    # how long the wish for more (fewer) replicas must last before Ray acts on it (Ray's defaults)
+    upscale_delay_s: float = 30.0
+    downscale_delay_s: float = 600.0
     # requests one replica takes at once; more wait in the proxy (queue length routing)
     max_ongoing_requests: int = 64
     max_replicas_per_node: int | None = None
@@ -89,6 +96,8 @@ class Scale:
             raise ConfigError(
                 "replica_cpus >= 0, target_ongoing_requests > 0 and max_ongoing_requests >= 1 are required"
             )
+        if self.upscale_delay_s < 0 or self.downscale_delay_s < 0:
+            raise ConfigError("upscale_delay_s and downscale_delay_s must be >= 0")
 
     @property
     def initial_replicas(self) -> int:
@@ -109,6 +118,8 @@ class Scale:
                 "initial_replicas": max(low, 1),
                 "max_replicas": high,
                 "target_ongoing_requests": self.target_ongoing_requests,
+                "upscale_delay_s": self.upscale_delay_s,
+                "downscale_delay_s": self.downscale_delay_s,
             }
         else:
             options["num_replicas"] = self.replicas
@@ -197,13 +208,17 @@ class ShoprecReplica:
         sys.setswitchinterval(settings.gil_switch_interval_ms / 1000.0)
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         self.shoprec_app = create_app(settings)
+        self.replica_id = serve.get_replica_context().replica_id.unique_id
+        # outermost: every answer names the replica that produced it
+        self.shoprec_app.add_middleware(ResponseHeader, name=REPLICA_HEADER, value=self.replica_id)
         self.runtime = self.shoprec_app.state.services.runtime
         # Load (registry's current version, else the configured artifacts) and warm up now:
         # Ray sends a replica nothing before its constructor returns.
         self.runtime.load_at_start()
         if self.runtime.current is None:
             raise NotReadyError(f"this replica could not load a version: {self.runtime.load_error}")
-        log.info("replica %d ready with version %s", os.getpid(), self.runtime.current.version)
+        version = self.runtime.current.version
+        log.info("replica %s (pid %d) ready with version %s", self.replica_id, os.getpid(), version)
 
     def __serve_build_asgi_app__(self) -> Any:
         return self.shoprec_app
@@ -228,9 +243,9 @@ def build(args: Mapping[str, Any]) -> Any:
     ``settings`` (shoprec settings by name, e.g. ``registry``, ``redis_url``; the rest comes
     from the replicas' ``SHOPREC_*`` environment), ``replicas`` or ``autoscale`` ("MIN:MAX"),
     ``max_replicas_per_node``, ``replica_cpus``, ``target_ongoing_requests``, ``max_ongoing_requests``,
-    ``router`` ("pow2" or "latency")."""
+    ``upscale_delay_s``, ``downscale_delay_s``, ``router`` ("pow2" or "latency")."""
     known = {"settings", "replicas", "autoscale", "max_replicas_per_node", "replica_cpus"}
-    known |= {"target_ongoing_requests", "max_ongoing_requests", "router"}
+    known |= {"target_ongoing_requests", "max_ongoing_requests", "router", "upscale_delay_s", "downscale_delay_s"}
     unknown = set(args) - known
     if unknown:
         raise ConfigError(f"unknown shoprec application args: {sorted(unknown)} (known: {sorted(known)})")

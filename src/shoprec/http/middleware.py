@@ -12,6 +12,26 @@ from shoprec.serving.looplag import LoopLagMonitor
 from shoprec.serving.runtime import Live, Runtime
 
 
+class ResponseHeader:
+    """Add one fixed header to every HTTP response (e.g. the replica that produced it)."""
+
+    def __init__(self, app: ASGIApp, name: str, value: str) -> None:
+        self.app = app
+        self.header = (name.lower().encode("latin-1"), value.encode("latin-1"))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), self.header]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
 class BodyLimitMiddleware:
     """Refuse request bodies over ``max_body_bytes`` with a JSON 413, before the app reads them."""
 

@@ -29,7 +29,9 @@ def test_fixed_replicas_and_spread() -> None:
 
 
 def test_autoscale_on_ongoing_requests() -> None:
-    scale = ray_serve.Scale(autoscale=ray_serve.parse_autoscale("2:8"), target_ongoing_requests=4)
+    scale = ray_serve.Scale(
+        autoscale=ray_serve.parse_autoscale("2:8"), target_ongoing_requests=4, upscale_delay_s=5, downscale_delay_s=60
+    )
     options = scale.deployment_options()
     assert "num_replicas" not in options
     assert options["autoscaling_config"] == {
@@ -37,6 +39,8 @@ def test_autoscale_on_ongoing_requests() -> None:
         "initial_replicas": 2,
         "max_replicas": 8,
         "target_ongoing_requests": 4,
+        "upscale_delay_s": 5,
+        "downscale_delay_s": 60,
     }
     assert scale.initial_replicas == 2
 
@@ -57,6 +61,9 @@ def test_bad_autoscale_is_refused(text: str) -> None:
         (["--ray", "--autoscale", "4"], "MIN:MAX"),
         (["--ray", "--replicas", "0"], "replicas must be >= 1"),
         (["--router", "latency"], "need --ray"),
+        (["--downscale-delay-s", "5"], "need --ray"),
+        (["--ray", "--replicas", "2", "--target-ongoing-requests", "2"], "need --autoscale"),
+        (["--ray", "--autoscale", "1:2", "--upscale-delay-s", "-1"], "must be >= 0"),
     ],
 )
 def test_serve_refuses_inconsistent_ray_options(
@@ -81,6 +88,8 @@ def test_serve_yaml_names_the_application_builder() -> None:
         "replica_cpus",
         "target_ongoing_requests",
         "max_ongoing_requests",
+        "upscale_delay_s",
+        "downscale_delay_s",
         "router",
     }
     # the builder accepts the file's args (its settings are names of real settings)
