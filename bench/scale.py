@@ -312,6 +312,10 @@ def node_stop(artifacts: Path, rate: float, window_s: float, queries: list[str],
 
     from shoprec.cluster import ray_serve as rs
 
+    # ray.cluster_utils writes the cluster's address to $RAY_TMPDIR/ray/ray_current_cluster
+    # (default /tmp/ray) and does not create the folder: keep it inside this run's temp_dir
+    os.environ["RAY_TMPDIR"] = temp_dir
+    (Path(temp_dir) / "ray").mkdir(parents=True, exist_ok=True)
     cluster = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 1, "include_dashboard": False, "temp_dir": temp_dir},
@@ -429,8 +433,10 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
                                 file=sys.stderr,
                             )
                             out["failover"] = failover(cluster, rate, args.failover_s, queries)
+                            print(f"[failover] {out['failover']}", file=sys.stderr)
             if args.router:
                 out["routers"] = routers(cluster, artifacts, rate, args.router_s, queries)
+                print(f"[routers] {out['routers']}", file=sys.stderr)
         finally:
             cluster.close()
         if args.node_stop:
