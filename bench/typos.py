@@ -16,18 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import re
 import sys
 from pathlib import Path
 
 from serve_artifacts import served_artifacts
 
+from shoprec.core.text import WORD
 from shoprec.models.bundle import load_bundle
 from shoprec.pipeline.evaluate import evaluate_gains
 from shoprec.pipeline.validation import load_validation
 from shoprec.serving.search import PIPELINES, SearchService
 
-_WORD = re.compile(r"\w+")
 TYPO_MIN_CHARS = 5
 
 
@@ -42,7 +41,7 @@ def swap_typo(word: str, rng: random.Random) -> str:
 
 
 def with_typos(query: str, rng: random.Random) -> str:
-    return _WORD.sub(lambda m: swap_typo(m.group(0), rng), query)
+    return WORD.sub(lambda m: swap_typo(m.group(0), rng), query)
 
 
 def main() -> int:

@@ -659,11 +659,11 @@ def cmd_registry_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rule_store(args: argparse.Namespace) -> Any:
+def _rule_store(args: argparse.Namespace, settings: Settings | None = None) -> Any:
+    """The rule versions under ``--data-dir`` (default: the settings' data_dir)."""
     from shoprec.serving.rulestore import RuleStore
-    from shoprec.settings import Settings
 
-    data_dir = Path(args.data_dir) if args.data_dir else Settings.load().data_dir
+    data_dir = Path(args.data_dir) if args.data_dir else (settings or Settings.load()).data_dir
     return RuleStore(data_dir / "rules")
 
 
@@ -689,10 +689,9 @@ def cmd_rules_show(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_rollback(args: argparse.Namespace) -> int:
-    from shoprec.settings import Settings
-
-    version = _rule_store(args).rollback(args.version, author=_cli_actor(), note=args.note)
-    audit_log = Settings.load().audit_log
+    settings = Settings.load()  # its audit_log, and data_dir without --data-dir
+    version = _rule_store(args, settings).rollback(args.version, author=_cli_actor(), note=args.note)
+    audit_log = settings.audit_log
     if audit_log is not None:
         from shoprec.security.audit import AuditLog
 

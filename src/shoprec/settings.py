@@ -38,9 +38,9 @@ from shoprec.types import DEFAULT_DENSE_CANDIDATES, DEFAULT_EF_SEARCH, DEFAULT_L
 LogLevel = Literal["debug", "info", "warning", "error"]
 # auto: plain text when stderr is a terminal, one JSON object per line otherwise
 LogFormat = Literal["auto", "text", "json"]
-# who may read /metrics without an API key: clients on a loopback address, anyone, or nobody
-# (a key with the metrics or admin role always may)
-MetricsAnonymous = Literal["loopback", "any", "none"]
+# who may go without an API key where a setting allows it (/metrics, the storefront's searches
+# and events): clients on a loopback address, anyone, or nobody (a key with the role always may)
+AnonymousAccess = Literal["loopback", "any", "none"]
 ENV_PREFIX = "SHOPREC_"
 
 
@@ -205,10 +205,10 @@ class Settings(BaseSettings):
     result_cache_ttl_s: PositiveFloat = 60.0
     # GET /metrics (Prometheus text format); off: no metric is kept and prometheus_client is not imported
     metrics: Flag = True
-    metrics_anonymous: MetricsAnonymous = "loopback"
+    metrics_anonymous: AnonymousAccess = "loopback"
     # requests without a key that may search and post events, as the storefront at / does: none
     # (default), loopback clients only (what `shoprec demo` sets), or any client
-    storefront_anonymous: MetricsAnonymous = "none"
+    storefront_anonymous: AnonymousAccess = "none"
     # the window GET /v1/ops/summary computes throughput and p50/p99 over (the ops page at /ops)
     ops_window_s: Annotated[int, Field(ge=1, le=3600)] = 60
     # with workers > 1, where the workers' metric files live (wiped by `shoprec serve` at start);

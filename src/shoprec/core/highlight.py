@@ -8,17 +8,16 @@ Every part of the title is HTML-escaped first; the words whose analysed form (th
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Callable, Collection
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+from shoprec.core.text import WORD
 
 
 def highlight(title: str, terms: Collection[str], analyse: Callable[[str], str]) -> str:
     """``title`` HTML-escaped, with each word whose ``analyse``d form is in ``terms`` in ``<mark>``."""
     out: list[str] = []
     end = 0
-    for match in _WORD.finditer(title):
+    for match in WORD.finditer(title):
         word = match.group(0)
         if analyse(word) in terms:
             out.append(html.escape(title[end : match.start()]))

@@ -103,6 +103,9 @@ class Match:
     in_stock: bool | None = None
     min_price: float | None = None
     max_price: float | None = None
+    # brand and category as the catalog columns hold them, worked out once (as Scope.key)
+    brand_key: str | None = field(init=False, repr=False, compare=False, default=None)
+    category_key: str | None = field(init=False, repr=False, compare=False, default=None)
 
     def __post_init__(self) -> None:
         if all(v is None for v in (self.brand, self.category, self.in_stock, self.min_price, self.max_price)):
@@ -111,6 +114,10 @@ class Match:
             value = getattr(self, name)
             if value is not None and not normalize(value):
                 raise ValueError(f"match {name} {value!r} has no word in it")
+        if self.brand is not None:
+            object.__setattr__(self, "brand_key", normalize(self.brand))
+        if self.category is not None:
+            object.__setattr__(self, "category_key", category_key(self.category))
         for name in ("min_price", "max_price"):
             value = getattr(self, name)
             if value is not None and not (math.isfinite(value) and value >= 0):
@@ -121,10 +128,10 @@ class Match:
     def mask(self, columns: Columns, rows: Rows) -> npt.NDArray[np.bool_]:
         """Which of ``rows`` the match picks."""
         out = np.ones(len(rows), dtype=np.bool_)
-        if self.brand is not None:
-            out &= columns.brand[rows] == normalize(self.brand)
-        if self.category is not None:
-            want = category_key(self.category)
+        if self.brand_key is not None:
+            out &= columns.brand[rows] == self.brand_key
+        if self.category_key is not None:
+            want = self.category_key
             cats = columns.category[rows]
             out &= (cats == want) | np.char.startswith(cats, want + " > ")
         if self.in_stock is not None:

@@ -9,14 +9,12 @@ codes (any word holding a digit) are never corrected, nor is a word the catalog 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shoprec.core.text import has_cjk
+from shoprec.core.text import WORD, has_cjk
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 ONE_TYPO_MIN_CHARS = 5
 TWO_TYPOS_MIN_CHARS = 9
 
@@ -66,7 +64,7 @@ def correct_query(text: str, fix: WordFix) -> Correction | None:
     parts: list[str] = []
     words: list[WordCorrection] = []
     end = 0
-    for match in _WORD.finditer(text):
+    for match in WORD.finditer(text):
         word = match.group(0)
         fixed = fix(word.casefold()) if correctable(word) else None
         if fixed is not None and fixed != word.casefold():

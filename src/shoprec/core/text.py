@@ -11,7 +11,9 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+# what a word is wherever the shop reads text: the tokeniser, the spelling lexicon, typo
+# correction and highlighting (a CJK run is one match; the tokeniser splits it further)
+WORD = re.compile(r"\w+", re.UNICODE)
 # the ranges _is_cjk accepts, for a one-pass check that a text holds none
 _CJK = re.compile(
     "[\u4e00-\u9fff\u3400-\u4dbf\U00020000-\U0002fa1f\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af\u1100-\u11ff]"
@@ -69,9 +71,9 @@ def tokenize(text: str, stem: Callable[[str], str] | None = None) -> list[str]:
     """
     text = normalize(text)
     if _CJK.search(text) is None:  # the common case: every word is one non-CJK run
-        return [_word_token(run, stem) for run in _WORD.findall(text)]
+        return [_word_token(run, stem) for run in WORD.findall(text)]
     out: list[str] = []
-    for match in _WORD.finditer(text):
+    for match in WORD.finditer(text):
         for run in _split_word(match.group(0)):
             if _is_cjk(run[0]):
                 out.extend(run)

@@ -97,6 +97,10 @@ class LexicalIndex:
         n_docs = int(json.loads((folder / "lexical.json").read_text())["n_docs"])
         return cls(model, n_docs)
 
+    def __contains__(self, token: object) -> bool:
+        """Whether an analysed token (see :func:`analyze`) is in the index's vocabulary."""
+        return token in self._vocab
+
     def query_tokens(self, query: str) -> list[str]:
         return [t for t in analyze(query) if t in self._vocab]
 

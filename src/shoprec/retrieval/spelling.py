@@ -11,7 +11,6 @@ of adjacent letters is one edit) over the words of nearby lengths, in compiled c
 from __future__ import annotations
 
 import bisect
-import re
 from collections import Counter
 from collections.abc import Iterable
 
@@ -21,9 +20,8 @@ from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
 from shoprec.core.spelling import correctable, typo_budget
-from shoprec.core.text import normalize
+from shoprec.core.text import WORD, normalize
 
-_WORD = re.compile(r"\w+", re.UNICODE)
 MIN_FUZZY_PREFIX_CHARS = 4  # shorter prefixes match too much to be worth correcting
 MAX_FUZZY_PREFIX_CHARS = 12
 
@@ -61,11 +59,11 @@ class Lexicon:
         words: Counter[str] = Counter()
         phrases: Counter[str] = Counter()
         for title in titles:
-            toks = _WORD.findall(normalize(title))
+            toks = WORD.findall(normalize(title))
             words.update(set(toks))
             phrases.update({f"{a} {b}" for a, b in zip(toks, toks[1:], strict=False)})
         for brand in brands:
-            words.update(set(_WORD.findall(normalize(brand))))
+            words.update(set(WORD.findall(normalize(brand))))
         return cls(words, phrases)
 
     def __contains__(self, word: object) -> bool:

@@ -74,7 +74,7 @@ class SearchResult:
 
 def query_context(bundle: Bundle, query: str) -> QueryContext:
     all_tokens = analyze(query)
-    known = [t for t in dict.fromkeys(all_tokens) if t in bundle.lexical._vocab]
+    known = [t for t in dict.fromkeys(all_tokens) if t in bundle.lexical]
     norm = normalize(query)
     numeric = tuple(w for w in norm.split() if any(c.isdigit() for c in w))
     return QueryContext(
@@ -169,7 +169,7 @@ class SearchService:
         """A query word's correction: None for a word the catalog's titles, the lexical index or
         the shop's synonyms know (a word any product's text holds is never "corrected" away
         from it), else the nearest title word within the word's typo budget."""
-        if word in self.lexicon or word in self._synonym_words or stem_word(word) in self.bundle.lexical._vocab:
+        if word in self.lexicon or word in self._synonym_words or stem_word(word) in self.bundle.lexical:
             return None
         return self.lexicon.nearest(word)
 
